@@ -1,0 +1,49 @@
+# DeepStrata: `make demo` (set up, then run the main job on a bundled sample) and `make test` (set up, run every test).
+SHELL := /bin/bash
+PY_SYSTEM := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PLUGINS := .build/plugins
+export QT_QPA_PLATFORM := offscreen
+export QGIS_PLUGINPATH := $(CURDIR)/$(PLUGINS)
+export PYTHONPATH := $(CURDIR)/$(PLUGINS)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup system venv plugin demo test test-core test-qgis bench package clean
+
+setup: system venv plugin
+
+system:
+	@tools/install_system.sh
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PY_SYSTEM) -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: system $(VENV)/.installed
+
+# QGIS imports the plugin folder by its name: expose this checkout as `deepstrata`, whatever the folder is called.
+plugin: venv
+	@mkdir -p $(PLUGINS)
+	@ln -sfn $(CURDIR) $(PLUGINS)/deepstrata
+	@tools/qgis_process plugins enable deepstrata >/dev/null 2>&1 || tools/qgis_process plugins enable deepstrata
+
+demo: setup
+	@$(PY) tools/demo.py
+
+test: setup
+	$(PY) -m pytest
+
+test-core: setup
+	$(PY) -m pytest tests/core
+
+bench: setup
+	$(PY) benchmarks/bench_engine.py
+
+# The plugin zip: git archive honours .gitattributes export-ignore (tests, training, benchmarks, dev files).
+package:
+	@mkdir -p dist && git archive --format=zip --prefix=deepstrata/ -o dist/deepstrata.zip HEAD && echo dist/deepstrata.zip
+
+clean:
+	rm -rf .build dist $(VENV)
