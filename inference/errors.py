@@ -1,0 +1,35 @@
+"""The engine's typed errors. Each message says what is wrong and how to fix it."""
+from __future__ import annotations
+
+
+class DeepStrataError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ModelError(DeepStrataError):
+    """The model file is missing, unreadable, not ONNX, or has a shape the engine cannot use."""
+
+
+class CardError(ModelError):
+    """The model card is missing or malformed; the message names the field."""
+
+    def __init__(self, field: str, problem: str, source: str = "model card") -> None:
+        self.field = field
+        self.problem = problem
+        where = f"{source}: {field}: " if field else f"{source}: "
+        super().__init__(f"{where}{problem}. See docs/model-card.md for the card format.")
+
+
+class InputError(DeepStrataError):
+    """The raster cannot be used as given: unreadable, wrong bands, extent outside it."""
+
+
+class OutputError(DeepStrataError):
+    """The output cannot be written where asked."""
+
+
+class CancelledError(DeepStrataError):
+    """The run was cancelled by the user; nothing was written."""
+
+    def __init__(self, message: str = "The run was cancelled; no output was written.") -> None:
+        super().__init__(message)

@@ -1,0 +1,98 @@
+"""onnxruntime execution providers: which exist here, which one to use, and a session that falls back to CPU."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import DeepStrataError, ModelError
+
+log = logging.getLogger(__name__)
+
+# Best first; `auto` takes the first one onnxruntime offers on this machine.
+PREFERENCE = (
+    ("tensorrt", "TensorrtExecutionProvider"),
+    ("cuda", "CUDAExecutionProvider"),
+    ("directml", "DmlExecutionProvider"),
+    ("coreml", "CoreMLExecutionProvider"),
+    ("openvino", "OpenVINOExecutionProvider"),
+    ("cpu", "CPUExecutionProvider"),
+)
+DEVICES = ("auto",) + tuple(short for short, _ in PREFERENCE)
+CPU = "CPUExecutionProvider"
+_GPU = {"TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider"}
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise DeepStrataError(
+            "onnxruntime is not installed in this Python. Install it with "
+            "'python -m pip install onnxruntime' (or onnxruntime-gpu for NVIDIA GPUs) and restart QGIS.") from exc
+    return onnxruntime
+
+
+def available_providers() -> list[str]:
+    """The execution providers onnxruntime offers on this machine, best first."""
+    offered = set(_ort().get_available_providers())
+    return [name for _, name in PREFERENCE if name in offered]
+
+
+def is_gpu(provider: str) -> bool:
+    return provider in _GPU
+
+
+@dataclass(frozen=True)
+class Choice:
+    provider: str
+    note: str
+
+
+def choose_provider(device: str = "auto") -> Choice:
+    """The provider to try for `device` (auto or a short name), and why."""
+    device = (device or "auto").lower()
+    if device not in DEVICES:
+        raise DeepStrataError(f"Unknown device '{device}'. Use one of: {', '.join(DEVICES)}.")
+    available = available_providers()
+    if device == "auto":
+        best = available[0] if available else CPU
+        kind = "GPU" if is_gpu(best) else "CPU"
+        return Choice(best, f"auto: {best} is the best provider available here ({kind})")
+    wanted = dict(PREFERENCE)[device]
+    if wanted in available:
+        return Choice(wanted, f"{device} requested")
+    return Choice(CPU, f"{device} requested but {wanted} is not available in this onnxruntime "
+                       f"(available: {', '.join(available) or 'none'}); running on CPU instead. "
+                       "Install onnxruntime-gpu (CUDA) or the matching build to use it")
+
+
+def create_session(model_bytes: bytes, device: str = "auto", threads: int = 0) -> tuple[Any, str, list[str]]:
+    """An InferenceSession on the chosen provider, falling back to CPU with a warning if it fails to start.
+
+    Returns (session, provider that runs, warnings).
+    """
+    ort = _ort()
+    choice = choose_provider(device)
+    warnings = [choice.note] if choice.provider == CPU and device not in ("auto", "cpu") else []
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    providers = [choice.provider] + ([CPU] if choice.provider != CPU else [])
+    try:
+        session = ort.InferenceSession(model_bytes, sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/RuntimeError types
+        if choice.provider == CPU:
+            raise ModelError(f"onnxruntime cannot load this model: {str(exc).splitlines()[0][:300]}. "
+                             "Check that it was exported with opset 17 or later and passes onnx.checker") from exc
+        warnings.append(f"{choice.provider} failed to start ({str(exc).splitlines()[0][:200]}); "
+                        "falling back to CPU")
+        return create_session(model_bytes, "cpu", threads)[0], CPU, warnings
+    ran = session.get_providers()[0]
+    if ran != choice.provider:
+        warnings.append(f"{choice.provider} could not be initialised (missing GPU libraries or driver?); "
+                        f"onnxruntime runs on {ran} instead")
+    for w in warnings:
+        log.warning(w)
+    return session, ran, warnings

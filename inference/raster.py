@@ -1,0 +1,170 @@
+"""Reading rasters with GDAL: band mapping, validity masks, padded windowed reads, extents to windows."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from osgeo import gdal, osr
+
+from .card import ModelCard
+from .errors import InputError
+from .tiling import Window
+
+gdal.UseExceptions()
+
+
+@dataclass
+class RasterSource:
+    """An open raster and the bands that feed the model, in model channel order (1-based)."""
+
+    path: str
+    dataset: gdal.Dataset
+    bands: list[int]
+
+    @property
+    def width(self) -> int:
+        return int(self.dataset.RasterXSize)
+
+    @property
+    def height(self) -> int:
+        return int(self.dataset.RasterYSize)
+
+    @property
+    def geotransform(self) -> tuple[float, ...]:
+        return tuple(self.dataset.GetGeoTransform(can_return_null=False))
+
+    @property
+    def projection(self) -> str:
+        return str(self.dataset.GetProjection() or "")
+
+    @property
+    def window(self) -> Window:
+        return Window(0, 0, self.width, self.height)
+
+    def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels (bands, h, w) as float32 and validity (h, w) of `win`; parts outside the raster are mirrored."""
+        inside = win.intersect(self.window)
+        if inside is None:
+            raise InputError(f"Window {win} lies outside the raster '{self.path}'.")
+        data = self.dataset.ReadAsArray(inside.x, inside.y, inside.w, inside.h, band_list=self.bands,
+                                        buf_type=gdal.GDT_Float32)
+        data = data.reshape(len(self.bands), inside.h, inside.w)
+        valid = np.ones((inside.h, inside.w), dtype=bool)
+        for i, index in enumerate(self.bands):
+            valid &= _band_validity(self.dataset.GetRasterBand(index), data[i], inside)
+        if inside == win:
+            return data, valid
+        pads = ((inside.y - win.y, win.y1 - inside.y1), (inside.x - win.x, win.x1 - inside.x1))
+        return _mirror(data, pads), _mirror(valid[None], pads)[0]
+
+    def close(self) -> None:
+        self.dataset = None  # type: ignore[assignment]
+
+
+def _band_validity(band: gdal.Band, values: np.ndarray, win: Window) -> np.ndarray:
+    """Valid pixels of one band: its nodata value or mask band, and finite values for float bands."""
+    flags = band.GetMaskFlags()
+    if flags & gdal.GMF_ALL_VALID:
+        valid = np.ones(values.shape, dtype=bool)
+    elif flags == gdal.GMF_NODATA:
+        nodata = band.GetNoDataValue()
+        valid = values != np.float32(nodata)
+    else:
+        valid = band.GetMaskBand().ReadAsArray(win.x, win.y, win.w, win.h) > 0
+    if gdal.GetDataTypeName(band.DataType).startswith(("Float", "CFloat")):
+        valid &= np.isfinite(values)
+    return valid
+
+
+def _mirror(array: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
+    """Pad the last two axes by reflection (edge replication where an axis has one pixel)."""
+    full = ((0, 0),) * (array.ndim - 2) + pads
+    mode = "reflect" if min(array.shape[-2:]) > 1 else "edge"
+    return np.pad(array, full, mode=mode)
+
+
+def open_raster(path: str) -> gdal.Dataset:
+    if not os.path.exists(path) and not path.startswith("/vsi"):
+        raise InputError(f"Input raster not found: '{path}'. Check the path.")
+    try:
+        ds = gdal.Open(path, gdal.GA_ReadOnly)
+    except RuntimeError as exc:
+        raise InputError(f"Cannot read '{path}' as a raster ({str(exc).strip()}). "
+                         "Check that it is a GDAL-readable image (GeoTIFF, VRT, ...)") from exc
+    if ds is None or ds.RasterCount == 0:
+        raise InputError(f"'{path}' contains no raster bands. Pick a raster layer.")
+    return ds
+
+
+def _describe_bands(card: ModelCard) -> str:
+    return ", ".join(b.name for b in card.input.bands)
+
+
+def map_bands(ds: gdal.Dataset, card: ModelCard, bands: Sequence[int] | None, path: str) -> list[int]:
+    """Raster bands (1-based) feeding each model channel: as given, matched by name, or 1..n."""
+    need, count = len(card.input.bands), ds.RasterCount
+    plural = "s" if count != 1 else ""
+    if bands:
+        bands = [int(b) for b in bands]
+        for b in bands:
+            if not 1 <= b <= count:
+                raise InputError(f"Band {b} does not exist: '{os.path.basename(path)}' has {count} band{plural} "
+                                 f"(1-{count}). Choose bands between 1 and {count}.")
+        if len(bands) != need:
+            raise InputError(f"{len(bands)} band{'s' if len(bands) != 1 else ''} selected "
+                             f"({', '.join(map(str, bands))}) but the model takes {need} "
+                             f"({_describe_bands(card)}). Select {need} band{'s' if need != 1 else ''}, "
+                             "in the model's order.")
+        return bands
+    names = {ds.GetRasterBand(i).GetDescription().strip().lower(): i for i in range(1, count + 1)}
+    by_name = [names.get(b.name.strip().lower()) for b in card.input.bands]
+    if all(by_name):
+        return [int(b) for b in by_name if b]
+    if count == need:
+        return list(range(1, need + 1))
+    raise InputError(f"The model takes {need} band{'s' if need != 1 else ''} ({_describe_bands(card)}) but "
+                     f"'{os.path.basename(path)}' has {count} band{plural}. Choose which raster bands feed the "
+                     f"model (Bands / --bands, e.g. {','.join(str(i + 1) for i in range(min(need, count)))}), "
+                     "or use a raster with the bands the model expects.")
+
+
+def extent_to_window(ds: gdal.Dataset, extent: Sequence[float], path: str) -> Window:
+    """The pixel window covering (xmin, ymin, xmax, ymax) in the raster's CRS, clipped to the raster."""
+    xmin, ymin, xmax, ymax = map(float, extent)
+    if not (xmax > xmin and ymax > ymin):
+        raise InputError(f"The extent ({xmin}, {ymin}, {xmax}, {ymax}) is empty: xmax must exceed xmin and "
+                         "ymax exceed ymin.")
+    gt = ds.GetGeoTransform(can_return_null=False)
+    inv = gdal.InvGeoTransform(gt)
+    cols, rows = [], []
+    for x, y in ((xmin, ymin), (xmin, ymax), (xmax, ymin), (xmax, ymax)):
+        c, r = gdal.ApplyGeoTransform(inv, x, y)
+        cols.append(c)
+        rows.append(r)
+    eps = 1e-6
+    x0, x1 = max(0, math.floor(min(cols) + eps)), min(ds.RasterXSize, math.ceil(max(cols) - eps))
+    y0, y1 = max(0, math.floor(min(rows) + eps)), min(ds.RasterYSize, math.ceil(max(rows) - eps))
+    if x1 <= x0 or y1 <= y0:
+        r_xmax = gt[0] + ds.RasterXSize * gt[1]
+        r_ymin = gt[3] + ds.RasterYSize * gt[5]
+        raise InputError(f"The extent ({xmin:.6g}, {ymin:.6g}, {xmax:.6g}, {ymax:.6g}) lies outside the raster "
+                         f"'{os.path.basename(path)}' ({gt[0]:.6g}, {r_ymin:.6g}, {r_xmax:.6g}, {gt[3]:.6g}). "
+                         "Choose an extent that overlaps the layer, in the layer's CRS.")
+    return Window(x0, y0, x1 - x0, y1 - y0)
+
+
+def pixel_size_m(ds: gdal.Dataset) -> float | None:
+    """Approximate ground pixel size in metres (geographic CRSs converted at the raster's centre latitude)."""
+    wkt = ds.GetProjection()
+    if not wkt:
+        return None
+    srs = osr.SpatialReference(wkt=wkt)
+    gt = ds.GetGeoTransform()
+    size = (abs(gt[1]) + abs(gt[5])) / 2
+    if srs.IsGeographic():
+        lat = gt[3] + gt[5] * ds.RasterYSize / 2
+        return size * 111_320.0 * math.cos(math.radians(lat))
+    return size * srs.GetLinearUnits()

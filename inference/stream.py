@@ -1,0 +1,123 @@
+"""Streaming building blocks: a background reader that overlaps inference, and the strip accumulator."""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .card import Normalization
+
+_DONE = object()
+
+
+class Prefetcher:
+    """Runs `produce()` on a background thread, at most `depth` items ahead of the consumer.
+
+    Reading (GDAL releases the GIL) overlaps inference (onnxruntime releases it too). An exception in the reader
+    is re-raised in the consumer; close() stops the reader early (errors, cancel).
+    """
+
+    def __init__(self, produce: Callable[[], Iterator[Any]], depth: int = 2) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(produce,), name="deepstrata-reader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, produce: Callable[[], Iterator[Any]]) -> None:
+        try:
+            for item in produce():
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._put(exc)
+            return
+        self._put(_DONE)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+
+def normalize(data: np.ndarray, valid: np.ndarray, norm: Normalization) -> np.ndarray:
+    """Raw pixels (bands, h, w) float32 -> model units, in place; invalid pixels become 0."""
+    if norm.method == "zscore":
+        data -= np.asarray(norm.mean, dtype=np.float32)[:, None, None]
+        data /= np.asarray(norm.std, dtype=np.float32)[:, None, None]
+    elif norm.method == "minmax":
+        lo = np.asarray(norm.min, dtype=np.float32)[:, None, None]
+        data -= lo
+        data /= np.asarray(norm.max, dtype=np.float32)[:, None, None] - lo
+    elif norm.method == "scale":
+        data *= np.float32(norm.factor)
+        if norm.offset:
+            data += np.float32(norm.offset)
+    data[:, ~valid] = 0.0
+    return data
+
+
+class StripAccumulator:
+    """Weighted sums of predictions over a strip of rows as tall as one tile, as wide as the window.
+
+    Rows are final once no later tile row reaches them; `take()` hands them out and shifts the strip up, so
+    memory is one tile row high whatever the raster's height.
+    """
+
+    def __init__(self, channels: int, height: int, width: int) -> None:
+        self.sums = np.zeros((channels, height, width), dtype=np.float32)
+        self.weights = np.zeros((height, width), dtype=np.float32)
+        self.valid = np.zeros((height, width), dtype=bool)
+        self.top = 0  # window row of the strip's first row
+
+    def add(self, values: np.ndarray, weights: np.ndarray, x: int, y: int) -> None:
+        """Add one tile's values (K, h, w) or (K, 1, 1) with its weights (h, w) at window column x, row y."""
+        r0 = y - self.top
+        h = min(weights.shape[0], self.weights.shape[0] - r0)
+        w = min(weights.shape[1], self.weights.shape[1] - x)
+        wt = weights[:h, :w]
+        vals = values if values.shape[1] == 1 else values[:, :h, :w]
+        self.sums[:, r0:r0 + h, x:x + w] += vals * wt
+        self.weights[r0:r0 + h, x:x + w] += wt
+
+    def set_valid(self, valid: np.ndarray, y: int) -> None:
+        r0 = y - self.top
+        h = min(valid.shape[0], self.valid.shape[0] - r0)
+        self.valid[r0:r0 + h] = valid[:h]
+
+    def take(self, until: int) -> tuple[np.ndarray, np.ndarray]:
+        """The blended mean (K, n, width) and validity (n, width) of rows [top, until); the strip moves down."""
+        n = until - self.top
+        wsum = self.weights[:n]
+        covered = wsum > 0
+        mean = self.sums[:, :n] / np.where(covered, wsum, 1.0)
+        valid = self.valid[:n] & covered
+        for array in (self.sums, self.weights, self.valid):
+            rest = array.shape[-2] - n
+            array[..., :rest, :] = array[..., n:, :].copy()
+            array[..., rest:, :] = 0
+        self.top = until
+        return mean, valid

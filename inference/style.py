@@ -1,0 +1,60 @@
+"""QGIS layer styles (QML) for the outputs, written as plain XML so the engine stays QGIS-free.
+
+QGIS loads `<raster>.qml` automatically when the raster is opened, so outputs look right whichever way they
+are opened: the Processing results, drag-and-drop, or a later session.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+from xml.sax.saxutils import quoteattr
+
+from .card import ClassInfo
+
+_HEAD = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n<qgis version=\"3.22\" " \
+        "styleCategories=\"Symbology\">\n  <pipe>\n"
+_TAIL = "  </pipe>\n  <blendMode>0</blendMode>\n</qgis>\n"
+
+# Colour ramps as (position, #rrggbb) stops.
+RAMPS: dict[str, list[tuple[float, str]]] = {
+    "viridis": [(0.0, "#440154"), (0.25, "#3b528b"), (0.5, "#21918c"), (0.75, "#5ec962"), (1.0, "#fde725")],
+    "confidence": [(0.0, "#d7191c"), (0.5, "#ffffbf"), (1.0, "#1a9641")],
+    "anomaly": [(0.0, "#f7f7f7"), (0.5, "#fdae61"), (0.75, "#d7191c"), (1.0, "#67001f")],
+}
+
+
+def paletted_qml(classes: Sequence[ClassInfo], band: int = 1) -> str:
+    """A paletted renderer: one legend entry per class, with the card's names and colours."""
+    entries = "".join(f"        <paletteEntry value=\"{c.value}\" color=\"{c.color}\" alpha=\"255\" "
+                      f"label={quoteattr(c.name)}/>\n" for c in classes)
+    return (_HEAD + f"    <rasterrenderer type=\"paletted\" band=\"{band}\" opacity=\"1\" alphaBand=\"-1\" "
+            "nodataColor=\"\">\n      <rasterTransparency/>\n      <colorPalette>\n" + entries +
+            "      </colorPalette>\n    </rasterrenderer>\n" + _TAIL)
+
+
+def pseudocolor_qml(minimum: float, maximum: float, ramp: str = "viridis", band: int = 1,
+                    label: str = "") -> str:
+    """A single-band pseudocolour renderer with an interpolated ramp from `minimum` to `maximum`."""
+    if not maximum > minimum:
+        maximum = minimum + 1.0
+    stops = RAMPS[ramp]
+    items = "".join(
+        f"          <item value=\"{minimum + p * (maximum - minimum):.6g}\" color=\"{c}\" alpha=\"255\" "
+        f"label={quoteattr(f'{minimum + p * (maximum - minimum):.4g}')}/>\n" for p, c in stops)
+    ramp_props = (f"<colorramp type=\"gradient\" name=\"[source]\"><prop k=\"color1\" v=\"{_rgba(stops[0][1])}\"/>"
+                  f"<prop k=\"color2\" v=\"{_rgba(stops[-1][1])}\"/><prop k=\"discrete\" v=\"0\"/>"
+                  "<prop k=\"rampType\" v=\"gradient\"/><prop k=\"stops\" v=\""
+                  + ":".join(f"{p};{_rgba(c)}" for p, c in stops[1:-1]) + "\"/></colorramp>")
+    return (_HEAD + f"    <rasterrenderer type=\"singlebandpseudocolor\" band=\"{band}\" opacity=\"1\" "
+            f"alphaBand=\"-1\" classificationMin=\"{minimum:.6g}\" classificationMax=\"{maximum:.6g}\" "
+            "nodataColor=\"\">\n      <rasterTransparency/>\n"
+            "      <minMaxOrigin><limits>None</limits><extent>WholeRaster</extent>"
+            "<statAccuracy>Estimated</statAccuracy><cumulativeCutLower>0.02</cumulativeCutLower>"
+            "<cumulativeCutUpper>0.98</cumulativeCutUpper><stdDevFactor>2</stdDevFactor></minMaxOrigin>\n"
+            f"      <rastershader>\n        <colorrampshader colorRampType=\"INTERPOLATED\" classificationMode=\"1\" "
+            f"clip=\"0\" minimumValue=\"{minimum:.6g}\" maximumValue=\"{maximum:.6g}\" "
+            f"labelPrecision=\"4\">\n          {ramp_props}\n{items}        </colorrampshader>\n"
+            "      </rastershader>\n    </rasterrenderer>\n" + _TAIL)
+
+
+def _rgba(color: str) -> str:
+    return ",".join(str(int(color[i:i + 2], 16)) for i in (1, 3, 5)) + ",255"
