@@ -168,9 +168,9 @@ def _process_chunk(source: RasterSource, plan: Plan, chunk: Window, runner: _Run
                 raise CancelledError()
             index = rows.index(item.y)
             until = rows[index + 1] if index + 1 < len(rows) else window.h
-            top = acc.top
-            mean, valid = acc.take(until)
-            _emit(head, mean, valid, window.y + top, window, chunk, plan.output, buffer)
+            sums, weights, valid = acc.finished(until)
+            _emit(head, sums, weights, valid, window.y + acc.top, window, chunk, plan.output, buffer)
+            acc.advance(until)
         if is_cancelled() or acc.top < window.h:  # the reader stops early on a cancel
             raise CancelledError()
         buffer.flush()
@@ -178,8 +178,8 @@ def _process_chunk(source: RasterSource, plan: Plan, chunk: Window, runner: _Run
         reader.close()
 
 
-def _emit(head: Head, mean: np.ndarray, valid: np.ndarray, row: int, window: Window, chunk: Window,
-          output: Window, buffer: BlockRowBuffer) -> None:
+def _emit(head: Head, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, row: int, window: Window,
+          chunk: Window, output: Window, buffer: BlockRowBuffer) -> None:
     """Hand the finished rows that fall inside the output window to the block buffer."""
     r0, r1 = max(row, output.y), min(row + valid.shape[0], output.y1)
     if r1 <= r0:
@@ -187,8 +187,7 @@ def _emit(head: Head, mean: np.ndarray, valid: np.ndarray, row: int, window: Win
     c0 = chunk.x - window.x
     rows = slice(r0 - row, r1 - row)
     cols = slice(c0, c0 + chunk.w)
-    arrays = head.finish(mean[:, rows, cols], valid[rows, cols])
-    buffer.push(arrays[:len(buffer.writers)])
+    buffer.push(head.finish(sums[:, rows, cols], weights[rows, cols], valid[rows, cols], len(buffer.writers)))
 
 
 def run_model(model: Model | str | os.PathLike[str], input_path: str, output_path: str,

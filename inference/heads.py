@@ -13,8 +13,10 @@ from .writer import FLOAT_NODATA, RasterTarget, RasterWriter
 
 
 def softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    e = x - x.max(axis=axis, keepdims=True)
+    np.exp(e, out=e)
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -49,9 +51,9 @@ class Head:
         names = list(self.card.output.names) or [f"{self.card.name}: value {i + 1}" for i in range(self.channels)]
         return [RasterTarget(output, np.dtype(np.float32), FLOAT_NODATA, names)]
 
-    def finish(self, mean: np.ndarray, valid: np.ndarray) -> list[np.ndarray]:
-        """Blended values (K, h, w) and validity (h, w) -> one array (bands, h, w) per target."""
-        out = mean.astype(np.float32, copy=True)
+    def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:
+        """Weighted sums (K, h, w), weights and validity (h, w) -> the first `n` targets' arrays (bands, h, w)."""
+        out = sums / np.where(valid, weights, 1.0)
         out[:, ~valid] = FLOAT_NODATA
         return [out]
 
@@ -89,14 +91,22 @@ class ClassHead(Head):
                                     [f"{self.card.name}: confidence (maximum probability)"]))
         return out
 
-    def finish(self, mean: np.ndarray, valid: np.ndarray) -> list[np.ndarray]:
-        lookup = np.array([c.value for c in self.card.output.classes])
-        index = mean.argmax(axis=0)
-        classes = lookup[index].astype(np.uint16)
+    def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:
+        # Dividing by the weights cannot change which class wins: compare the sums, channel by channel (much
+        # faster than argmax over the first axis), and divide only the winner for the confidence.
+        classes = np.full(valid.shape, self.card.output.classes[0].value, dtype=np.uint16)
+        best = sums[0].copy()
+        for k, info in enumerate(self.card.output.classes[1:], start=1):
+            better = sums[k] > best
+            classes[better] = info.value
+            np.maximum(best, sums[k], out=best)
         classes[~valid] = 0
-        conf = mean.max(axis=0).astype(np.float32)
-        conf[~valid] = FLOAT_NODATA
-        return [classes[None], conf[None]]
+        out = [classes[None]]
+        if n > 1:
+            best /= np.where(valid, weights, 1.0)
+            best[~valid] = FLOAT_NODATA
+            out.append(best[None])
+        return out
 
     def style(self, writers: Sequence[RasterWriter]) -> list[str | None]:
         return [paletted_qml(self.card.output.classes)] + [pseudocolor_qml(0.0, 1.0, "confidence")
@@ -120,10 +130,11 @@ class AnomalyHead(Head):
         return [RasterTarget(output, np.dtype(np.float32), FLOAT_NODATA, [f"{self.card.name}: anomaly score"],
                              metadata={"DEEPSTRATA_TASK": "anomaly"})]
 
-    def finish(self, mean: np.ndarray, valid: np.ndarray) -> list[np.ndarray]:
+    def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:
         spec = self.card.output.anomaly
         assert spec is not None
-        score = ((mean[0] - spec.median) / (1.4826 * spec.mad)).astype(np.float32)
+        error = sums[0] / np.where(valid, weights, 1.0)
+        score = ((error - spec.median) / (1.4826 * spec.mad)).astype(np.float32)
         score[~valid] = FLOAT_NODATA
         return [score[None]]
 

@@ -76,15 +76,17 @@ def normalize(data: np.ndarray, valid: np.ndarray, norm: Normalization) -> np.nd
         data *= np.float32(norm.factor)
         if norm.offset:
             data += np.float32(norm.offset)
-    data[:, ~valid] = 0.0
+    if not valid.all():
+        data[:, ~valid] = 0.0
     return data
 
 
 class StripAccumulator:
     """Weighted sums of predictions over a strip of rows as tall as one tile, as wide as the window.
 
-    Rows are final once no later tile row reaches them; `take()` hands them out and shifts the strip up, so
-    memory is one tile row high whatever the raster's height.
+    Rows are final once no later tile row reaches them, and the strip then shifts up, so
+    memory is one tile row high whatever the raster's height. `finished()` gives the final rows, `advance()` drops
+    them.
     """
 
     def __init__(self, channels: int, height: int, width: int) -> None:
@@ -108,16 +110,21 @@ class StripAccumulator:
         h = min(valid.shape[0], self.valid.shape[0] - r0)
         self.valid[r0:r0 + h] = valid[:h]
 
-    def take(self, until: int) -> tuple[np.ndarray, np.ndarray]:
-        """The blended mean (K, n, width) and validity (n, width) of rows [top, until); the strip moves down."""
+    def finished(self, until: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Views of the weighted sums (K, n, width), weights and validity (n, width) of rows [top, until).
+
+        Validity includes coverage: a pixel no tile reached (all its tiles were skipped as nodata) is invalid.
+        Use them before advance().
+        """
         n = until - self.top
-        wsum = self.weights[:n]
-        covered = wsum > 0
-        mean = self.sums[:, :n] / np.where(covered, wsum, 1.0)
-        valid = self.valid[:n] & covered
+        weights = self.weights[:n]
+        return self.sums[:, :n], weights, self.valid[:n] & (weights > 0)
+
+    def advance(self, until: int) -> None:
+        """Drop rows [top, until) and move the strip down."""
+        n = until - self.top
         for array in (self.sums, self.weights, self.valid):
             rest = array.shape[-2] - n
-            array[..., :rest, :] = array[..., n:, :].copy()
+            array[..., :rest, :] = array[..., n:, :]
             array[..., rest:, :] = 0
         self.top = until
-        return mean, valid

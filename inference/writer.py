@@ -69,9 +69,11 @@ class RasterWriter:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
         self.tmp = tmp
-        integer = target.dtype != np.float32
-        options = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "COMPRESS=DEFLATE",
-                   f"PREDICTOR={2 if integer else 3}", "BIGTIFF=IF_SAFER"]
+        # Measured on 2048x2048 outputs: LZW is the fastest and smallest for class rasters; DEFLATE level 1
+        # with the floating-point predictor for scores. Both are readable everywhere.
+        self.is_float = target.dtype == np.float32
+        codec = ["COMPRESS=DEFLATE", "ZLEVEL=1", "PREDICTOR=3"] if self.is_float else ["COMPRESS=LZW"]
+        options = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "BIGTIFF=IF_SAFER"] + codec
         try:
             driver = gdal.GetDriverByName("GTiff")
             self.ds = driver.Create(tmp, width, height, target.bands, _GDAL_TYPES[np.dtype(target.dtype)], options)
@@ -112,10 +114,12 @@ class RasterWriter:
         band.SetCategoryNames(names)
 
     def write(self, x: int, y: int, array: np.ndarray) -> None:
-        """Write (bands, h, w) at column x, row y, and keep running statistics of the valid values."""
+        """Write (bands, h, w) at column x, row y; keep running statistics of valid values of float bands."""
         for i in range(self.target.bands):
             values = array[i]
             self.ds.GetRasterBand(i + 1).WriteArray(values, x, y)
+            if not self.is_float:
+                continue
             valid = values[values != self.target.nodata]
             if valid.size:
                 self.lo[i] = min(self.lo[i], float(valid.min()))

@@ -6,6 +6,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -27,3 +29,19 @@ def _expose_package() -> None:
 
 
 _expose_package()
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def inputs_are_never_modified():
+    """Every test together must leave the sample data exactly as it was: no rewrites, no .aux.xml beside it."""
+    folders = [TESTS / "data", REPO / "resources" / "samples"]
+    before = [_snapshot(f) for f in folders]
+    yield
+    for folder, was in zip(folders, before):
+        now = _snapshot(folder)
+        assert now == was, f"the test run modified {folder}: {sorted(set(now.items()) ^ set(was.items()))}"
