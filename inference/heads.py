@@ -57,7 +57,7 @@ class Head:
         out[:, ~valid] = FLOAT_NODATA
         return [out]
 
-    def style(self, writers: Sequence[RasterWriter]) -> list[str | None]:
+    def style(self, writers: Sequence[RasterWriter]) -> Sequence[str | None]:
         styles: list[str | None] = []
         for i, w in enumerate(writers):
             stats = w.statistics(0)
@@ -108,7 +108,7 @@ class ClassHead(Head):
             out.append(best[None])
         return out
 
-    def style(self, writers: Sequence[RasterWriter]) -> list[str | None]:
+    def style(self, writers: Sequence[RasterWriter]) -> Sequence[str | None]:
         return [paletted_qml(self.card.output.classes)] + [pseudocolor_qml(0.0, 1.0, "confidence")
                                                           for _ in writers[1:]]
 
@@ -138,7 +138,7 @@ class AnomalyHead(Head):
         score[~valid] = FLOAT_NODATA
         return [score[None]]
 
-    def style(self, writers: Sequence[RasterWriter]) -> list[str | None]:
+    def style(self, writers: Sequence[RasterWriter]) -> Sequence[str | None]:
         spec = self.card.output.anomaly
         assert spec is not None
         return [pseudocolor_qml(0.0, 2 * spec.threshold, "anomaly")]

@@ -82,8 +82,9 @@ def _band_validity(band: gdal.Band, values: np.ndarray, win: Window) -> np.ndarr
 def _mirror(array: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
     """Pad the last two axes by reflection (edge replication where an axis has one pixel)."""
     full = ((0, 0),) * (array.ndim - 2) + pads
-    mode = "reflect" if min(array.shape[-2:]) > 1 else "edge"
-    return np.pad(array, full, mode=mode)
+    if min(array.shape[-2:]) > 1:
+        return np.pad(array, full, mode="reflect")
+    return np.pad(array, full, mode="edge")
 
 
 def open_raster(path: str) -> gdal.Dataset:

@@ -96,13 +96,21 @@ class StripAccumulator:
         self.top = 0  # window row of the strip's first row
 
     def add(self, values: np.ndarray, weights: np.ndarray, x: int, y: int) -> None:
-        """Add one tile's values (K, h, w) or (K, 1, 1) with its weights (h, w) at window column x, row y."""
+        """Add one tile's values (K, h, w) or (K, 1, 1) with its weights (h, w) at window column x, row y.
+
+        Per-pixel values are overwritten (weighted in place).
+        """
         r0 = y - self.top
         h = min(weights.shape[0], self.weights.shape[0] - r0)
         w = min(weights.shape[1], self.weights.shape[1] - x)
         wt = weights[:h, :w]
-        vals = values if values.shape[1] == 1 else values[:, :h, :w]
-        self.sums[:, r0:r0 + h, x:x + w] += vals * wt
+        target = self.sums[:, r0:r0 + h, x:x + w]
+        if values.shape[1:] == (1, 1):  # one value per tile (classification)
+            target += values * wt
+        else:  # the values are the caller's scratch: weight them in place, no temporary
+            vals = values[:, :h, :w]
+            np.multiply(vals, wt, out=vals)
+            target += vals
         self.weights[r0:r0 + h, x:x + w] += wt
 
     def set_valid(self, valid: np.ndarray, y: int) -> None:

@@ -109,3 +109,12 @@ def test_understated_margin_without_overlap_shows_seams(tmp_path: Path) -> None:
     run_model(model, str(raster), str(tmp_path / "out.tif"), RunOptions(tile_size=24, overlap=0))
     error = np.abs(_classes(tmp_path / "out.tif") - models.reference_run(model, array)[0])
     assert error.max() > 1.0
+
+
+@pytest.mark.parametrize("height,width", [(1, 40), (40, 1), (1, 1), (2, 3)])
+def test_degenerate_rasters_one_pixel_thin(tmp_path: Path, height: int, width: int) -> None:
+    array = np.arange(height * width, dtype=np.float32).reshape(1, height, width)
+    raster = rasters.write_raster(tmp_path / "thin.tif", array)
+    model = models.identity_regressor(tmp_path / "id.onnx", size_multiple=4)
+    run_model(model, str(raster), str(tmp_path / "out.tif"))
+    np.testing.assert_array_equal(_classes(tmp_path / "out.tif").reshape(height, width), array[0])
