@@ -55,6 +55,9 @@ class RasterSource:
         valid = np.ones((inside.h, inside.w), dtype=bool)
         for i, index in enumerate(self.bands):
             valid &= _band_validity(self.dataset.GetRasterBand(index), data[i], inside)
+        # Drop the blocks GDAL cached for this strip: the run reads each strip once, and a cache that fills
+        # with the whole raster would make memory grow with raster size.
+        self.dataset.FlushCache()
         if inside == win:
             return data, valid
         pads = ((inside.y - win.y, win.y1 - inside.y1), (inside.x - win.x, win.x1 - inside.x1))

@@ -116,17 +116,20 @@ class RasterWriter:
     def write(self, x: int, y: int, array: np.ndarray) -> None:
         """Write (bands, h, w) at column x, row y; keep running statistics of valid values of float bands."""
         for i in range(self.target.bands):
-            values = array[i]
-            self.ds.GetRasterBand(i + 1).WriteArray(values, x, y)
-            if not self.is_float:
-                continue
-            valid = values[values != self.target.nodata]
-            if valid.size:
-                self.lo[i] = min(self.lo[i], float(valid.min()))
-                self.hi[i] = max(self.hi[i], float(valid.max()))
-                self.total[i] += float(valid.sum(dtype=np.float64))
-                self.total_sq[i] += float(np.square(valid, dtype=np.float64).sum())
-                self.count[i] += valid.size
+            self.ds.GetRasterBand(i + 1).WriteArray(array[i], x, y)
+        self.ds.FlushCache()  # compress and write these complete blocks now, rather than hold them in GDAL's cache
+        if self.is_float:
+            for i in range(self.target.bands):
+                self._count(i, array[i])
+
+    def _count(self, band: int, values: np.ndarray) -> None:
+        valid = values[values != self.target.nodata]
+        if valid.size:
+            self.lo[band] = min(self.lo[band], float(valid.min()))
+            self.hi[band] = max(self.hi[band], float(valid.max()))
+            self.total[band] += float(valid.sum(dtype=np.float64))
+            self.total_sq[band] += float(np.square(valid, dtype=np.float64).sum())
+            self.count[band] += valid.size
 
     def statistics(self, band: int) -> tuple[float, float, float, float] | None:
         """(min, max, mean, std) of the valid values written to `band` (0-based), or None if all were nodata."""
