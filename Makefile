@@ -9,7 +9,7 @@ export QGIS_PLUGINPATH := $(CURDIR)/$(PLUGINS)
 export PYTHONPATH := $(CURDIR)/$(PLUGINS)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system venv plugin demo test test-core test-qgis bench package clean
+.PHONY: setup system venv plugin demo test test-core test-qgis bench models package clean
 
 setup: system venv plugin
 
@@ -27,7 +27,7 @@ venv: system $(VENV)/.installed
 plugin: venv
 	@mkdir -p $(PLUGINS)
 	@ln -sfn $(CURDIR) $(PLUGINS)/deepstrata
-	@tools/qgis_process plugins enable deepstrata >/dev/null 2>&1 || tools/qgis_process plugins enable deepstrata
+	@tools/qgis_process plugins 2>/dev/null | grep -qx '\* deepstrata' || tools/qgis_process plugins enable deepstrata
 
 demo: setup
 	@$(PY) tools/demo.py
@@ -40,6 +40,10 @@ test-core: setup
 
 bench: setup
 	$(PY) benchmarks/bench_engine.py
+
+# Rebuild the bundled analytic default model (training/analytic_tpi.py).
+models: venv
+	$(PY) -m training.analytic_tpi --output resources/models/landforms_tpi.onnx
 
 # The plugin zip: git archive honours .gitattributes export-ignore (tests, training, benchmarks, dev files).
 package:

@@ -55,6 +55,7 @@ class RunResult:
     tile_size: int = 0
     overlap: int = 0
     batch_size: int = 0
+    confidence_style_path: str = ""
 
 
 @dataclass
@@ -248,4 +249,5 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
     on_progress(1.0)
     return RunResult(output_path, conf, style_paths[0], model.provider, model.card.task,
                      list(model.card.output.classes), output.w, output.h, total, time.perf_counter() - started,
-                     list(source.bands), warnings, plan.tile_in[0], plan.overlap, plan.batch)
+                     list(source.bands), warnings, plan.tile_in[0], plan.overlap, plan.batch,
+                     style_paths[1] if len(style_paths) > 1 else "")

@@ -1,0 +1,1 @@
+"""The DeepStrata Processing provider: one algorithm per module, the engine imported lazily."""

@@ -1,0 +1,156 @@
+"""What every DeepStrata algorithm shares: translation, icons, the onnxruntime check, error mapping, feedback.
+
+The engine (`deepstrata.inference`) is imported lazily, inside the methods that run it, so the provider and
+its algorithms load (and explain what is missing) on a QGIS without onnxruntime.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1]
+ICONS_DIR = PLUGIN_DIR / "resources" / "icons"
+MODELS_DIR = PLUGIN_DIR / "resources" / "models"
+ENGINE_LOGGER = f"{__package__.rsplit('.', 1)[0]}.inference" if __package__ else "deepstrata.inference"
+
+INSTALL_HINT = (
+    "onnxruntime is not installed in the Python that QGIS uses, and DeepStrata needs it to run models. "
+    "Install it with 'python3 -m pip install onnxruntime' (Windows: in the OSGeo4W Shell, "
+    "'python -m pip install onnxruntime'; NVIDIA GPUs: 'onnxruntime-gpu'), then restart QGIS."
+)
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("DeepStrata", text)
+
+
+def icon(name: str) -> QIcon:
+    """An icon from resources/icons by file name (plain SVG, no Qt resource file)."""
+    return QIcon(str(ICONS_DIR / name))
+
+
+def onnxruntime_problem() -> str | None:
+    """None when onnxruntime imports; otherwise a message that says how to install it."""
+    try:
+        importlib.import_module("onnxruntime")
+    except ImportError as exc:
+        return f"{INSTALL_HINT} ({exc})"
+    return None
+
+
+def default_model() -> str | None:
+    """The first bundled model (resources/models/*.onnx, by name), if any."""
+    models = sorted(MODELS_DIR.glob("*.onnx")) if MODELS_DIR.is_dir() else []
+    return str(models[0]) if models else None
+
+
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """Turn the engine's typed errors into QgsProcessingException, once, keeping their message."""
+    from ..inference import DeepStrataError
+
+    try:
+        yield
+    except DeepStrataError as exc:
+        raise QgsProcessingException(str(exc)) from exc
+
+
+class FeedbackAdapter:
+    """The engine's plain callables and log records, routed to a QgsProcessingFeedback.
+
+    Used as a context manager, it also forwards warnings the engine logs from this thread while it runs, so
+    they appear in the algorithm log as they happen; `warnings()` pushes the ones not seen yet.
+    """
+
+    def __init__(self, feedback: QgsProcessingFeedback | None) -> None:
+        self.feedback = feedback if feedback is not None else QgsProcessingFeedback()
+        self._seen: set[str] = set()
+        self._handler: _FeedbackLogHandler | None = None
+
+    def on_progress(self, fraction: float) -> None:
+        self.feedback.setProgress(100.0 * min(1.0, max(0.0, float(fraction))))
+
+    def is_cancelled(self) -> bool:
+        return bool(self.feedback.isCanceled())
+
+    def info(self, message: str) -> None:
+        self.feedback.pushInfo(message)
+
+    def warning(self, message: str) -> None:
+        if message in self._seen:
+            return
+        self._seen.add(message)
+        self.feedback.pushWarning(message)
+
+    def warnings(self, messages: "list[str] | tuple[str, ...]") -> None:
+        for message in messages:
+            self.warning(message)
+
+    def __enter__(self) -> "FeedbackAdapter":
+        self._handler = _FeedbackLogHandler(self)
+        logging.getLogger(ENGINE_LOGGER).addHandler(self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handler is not None:
+            logging.getLogger(ENGINE_LOGGER).removeHandler(self._handler)
+            self._handler = None
+
+
+class _FeedbackLogHandler(logging.Handler):
+    """Warnings logged by the engine in the thread that runs the algorithm (not by concurrent runs)."""
+
+    def __init__(self, adapter: FeedbackAdapter) -> None:
+        super().__init__(logging.WARNING)
+        self.adapter = adapter
+        self.thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread:
+            return
+        try:
+            self.adapter.warning(record.getMessage())
+        except Exception:  # noqa: BLE001 (a log handler must never raise)
+            self.handleError(record)
+
+
+class DeepStrataAlgorithm(QgsProcessingAlgorithm):
+    """Base of the DeepStrata algorithms: one group, the plugin icon, and no run without onnxruntime."""
+
+    ICON = "deepstrata.svg"
+
+    def tr(self, text: str) -> str:
+        return tr(text)
+
+    def createInstance(self) -> "DeepStrataAlgorithm":  # noqa: N802 (QGIS API)
+        return type(self)()
+
+    def group(self) -> str:
+        return self.tr("Deep learning")
+
+    def groupId(self) -> str:  # noqa: N802 (QGIS API)
+        return "deeplearning"
+
+    def icon(self) -> QIcon:
+        return icon(self.ICON)
+
+    def helpUrl(self) -> str:  # noqa: N802 (QGIS API)
+        return ""
+
+    def canExecute(self) -> "tuple[bool, str]":  # noqa: N802 (QGIS API)
+        problem = onnxruntime_problem()
+        return (False, self.tr(problem)) if problem else (True, "")
+
+    def check_can_execute(self) -> None:
+        """processAlgorithm's guard: qgis_process and processing.run do not call canExecute() themselves."""
+        ok, message = self.canExecute()
+        if not ok:
+            raise QgsProcessingException(message)

@@ -1,0 +1,45 @@
+"""The `deepstrata` Processing provider."""
+from __future__ import annotations
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .base import icon, onnxruntime_problem, tr
+from .model_info import ModelInfoAlgorithm
+from .run_model import RunModelAlgorithm
+
+ALGORITHMS = (RunModelAlgorithm, ModelInfoAlgorithm)
+
+
+class DeepStrataProvider(QgsProcessingProvider):
+    """Loads even without onnxruntime: its algorithms then say how to install it (canExecute)."""
+
+    def id(self) -> str:
+        return "deepstrata"
+
+    def name(self) -> str:
+        return "DeepStrata"
+
+    def longName(self) -> str:  # noqa: N802 (QGIS API)
+        return tr("DeepStrata: ONNX deep-learning models on rasters")
+
+    def icon(self) -> QIcon:
+        return icon("deepstrata.svg")
+
+    def svgIconPath(self) -> str:  # noqa: N802 (QGIS API)
+        from .base import ICONS_DIR
+
+        return str(ICONS_DIR / "deepstrata.svg")
+
+    def supportedOutputRasterLayerExtensions(self) -> list:  # noqa: N802 (QGIS API)
+        return ["tif"]
+
+    def defaultRasterFileExtension(self) -> str:  # noqa: N802 (QGIS API)
+        return "tif"
+
+    def warningMessage(self) -> str:  # noqa: N802 (QGIS API)
+        return onnxruntime_problem() or ""
+
+    def loadAlgorithms(self) -> None:  # noqa: N802 (QGIS API)
+        for algorithm in ALGORITHMS:
+            self.addAlgorithm(algorithm())

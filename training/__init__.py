@@ -1,0 +1,1 @@
+"""Model building and training companions to DeepStrata (not shipped in the plugin zip)."""

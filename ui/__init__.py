@@ -1,0 +1,1 @@
+"""Toolbar and menu actions. They open the Processing algorithms; no inference logic lives here."""
