@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import runpy
 import subprocess
 import sys
@@ -70,8 +69,14 @@ def write_model(path: Path, tile_size: int, hidden: int = HIDDEN) -> Path:
 # ---------------------------------------------------------------------------------------------- children
 
 def _peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM), in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak resident set (VmHWM), in MiB.
+
+    Not getrusage's ru_maxrss: Linux keeps that across fork and exec, so a child would report its parent's peak
+    (here the driver's, which grows with the raster it has just written).
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        line = next(row for row in status if row.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024.0
 
 
 def _options(args: argparse.Namespace) -> Any:
