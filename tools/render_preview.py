@@ -116,7 +116,7 @@ def compose(map_image: QImage, title: str, items: Sequence[tuple[str, QColor]]) 
     return image
 
 
-def render(raster: Path, png: Path, width: int = 900, title: str | None = None,
+def render(raster: Path, png: Path, width: int | None = None, title: str | None = None,
            under: Path | None = None, opacity: float = 0.7) -> Path:
     """Render `raster` with its .qml style (over a hillshade of `under`, if given) to `png` with a legend."""
     start_qgis()
@@ -125,7 +125,8 @@ def render(raster: Path, png: Path, width: int = 900, title: str | None = None,
     if under is not None:
         layer.renderer().setOpacity(opacity)
         layers.append(hillshade(under))
-    image = compose(render_map(layers, width), title or raster.stem, legend_items(layer))
+    # One screen pixel per raster cell by default: resampling a hillshade with nearest neighbour aliases.
+    image = compose(render_map(layers, width or layer.width()), title or raster.stem, legend_items(layer))
     png.parent.mkdir(parents=True, exist_ok=True)
     if not image.save(str(png), "PNG"):
         raise SystemExit(f"Cannot write '{png}'.")
@@ -136,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Render a styled raster to a PNG preview with a legend.")
     parser.add_argument("raster", type=Path)
     parser.add_argument("png", type=Path)
-    parser.add_argument("--width", type=int, default=900, help="map width in pixels (legend not included)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="map width in pixels, legend not included (default: the raster's width)")
     parser.add_argument("--title", default=None)
     parser.add_argument("--hillshade", type=Path, default=None, help="a DEM to shade under the raster")
     args = parser.parse_args(argv)
