@@ -59,7 +59,7 @@ class InputSpec:
     normalization: Normalization = Normalization()
     pixel_size_m: float | None = None
     tile_size: int = 512
-    margin: int = 0
+    margin: int | None = None  # None: the card does not say (a safety overlap is used)
     size_multiple: int = 1
 
 
@@ -191,7 +191,7 @@ def _input(r: _Reader) -> InputSpec:
         normalization=_normalization(r.child("normalization"), len(bands)),
         pixel_size_m=r.number("pixel_size_m", None, positive=True),
         tile_size=r.number("tile_size", 512, minimum=8, integer=True),
-        margin=r.number("margin", 0, minimum=0, integer=True),
+        margin=r.number("margin", None, minimum=0, integer=True),
         size_multiple=r.number("size_multiple", 1, minimum=1, integer=True),
     )
 

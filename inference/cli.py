@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", choices=DEVICES, help="execution provider (default: auto)")
     run.add_argument("--tile-size", type=int, help="tile edge in pixels (default: from the model card)")
     run.add_argument("--batch-size", type=int, help="tiles per inference call (default: 4)")
-    run.add_argument("--overlap", type=int, help="tile overlap in pixels (default: twice the card's margin)")
+    run.add_argument("--overlap", type=int, help="tile overlap in pixels (default: twice the card's margin, or 1/8 of the tile without one)")
     run.add_argument("--confidence", help="also write the maximum class probability to this GeoTIFF")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     info = sub.add_parser("info", help="show a model's card and where it would run")

@@ -68,7 +68,9 @@ class Model:
         lines += [f"Task: {c.task}", f"Input kind: {c.input.kind}",
                   "Bands: " + ", ".join(b.name + (f" [{b.unit}]" if b.unit else "") for b in c.input.bands),
                   f"Normalisation: {c.input.normalization.method}",
-                  f"Tile size: {c.input.tile_size} px, margin {c.input.margin} px, output crop {c.output.crop} px"]
+                  f"Tile size: {c.input.tile_size} px, margin "
+                  + (f"{c.input.margin} px" if c.input.margin is not None else "not given")
+                  + f", output crop {c.output.crop} px"]
         if c.input.pixel_size_m:
             lines.append(f"Trained at: {c.input.pixel_size_m:g} m per pixel")
         if c.output.classes:

@@ -84,13 +84,14 @@ def _output_channels(model: "Model", tile_in: tuple[int, int]) -> int | None:
 def make_plan(model: "Model", output: Window, options: "RunOptions", warn: Callable[[str], None]) -> Plan:
     card = model.card
     tile_in = _tile_size(model, options, warn)
-    crop, margin = card.output.crop, card.input.margin
+    crop, margin = card.output.crop, card.input.margin or 0
     tile_out = min(tile_in) - 2 * crop
     if tile_out <= 2 * margin:
         raise InputError(f"Tile size {min(tile_in)} is too small for this model: with a crop of {crop} and a "
                          f"margin of {margin} px nothing reliable is left. Use a tile size above "
                          f"{2 * (crop + margin) + 8}.")
-    default = 2 * margin if margin else max(tile_out // 8, 1)
+    # A card that gives its margin is trusted (0 for exact graphs); one that does not gets a safety overlap.
+    default = 2 * margin if card.input.margin is not None else max(tile_out // 8, 1)
     overlap = default if options.overlap is None else int(options.overlap)
     if overlap < 2 * margin:
         warn(f"Overlap {overlap} is less than twice the model's margin ({margin} px); using "

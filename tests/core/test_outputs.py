@@ -170,3 +170,20 @@ def test_output_permissions_follow_umask_and_input_is_untouched(tmp_path: Path, 
     assert raster.read_bytes() == before
     assert (tmp_path / "out.tif").stat().st_mode & 0o044 == 0o044
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_default_overlap_follows_the_card(tmp_path: Path, smooth3) -> None:
+    """A declared margin is trusted (0: no overlap at all); a card without one gets a safety overlap of 1/8."""
+    raster, _ = smooth3
+    exact = models.conv_segmenter(tmp_path / "exact.onnx", margin=2)
+    assert run_model(exact, str(raster), str(tmp_path / "a.tif")).overlap == 4
+    card = models.card("segmentation", 3, 4)
+    del card["input"]["margin"]
+    unknown = models.conv_segmenter(tmp_path / "unknown.onnx")
+    models.save(__import__("onnx").load(str(unknown)), unknown, card)
+    assert run_model(unknown, str(raster), str(tmp_path / "b.tif")).overlap == 64 // 8
+    tpi = Path(__file__).resolve().parents[2] / "resources" / "models" / "landforms_tpi.onnx"
+    dem = tmp_path / "dem.tif"
+    dem.write_bytes(DEM.read_bytes())
+    result = run_model(tpi, str(dem), str(tmp_path / "c.tif"))
+    assert result.overlap == 0 and result.tiles == 2  # 320 x 240 px in output tiles of 256 - 2 x 8 = 240 px
