@@ -48,7 +48,7 @@ class Head:
         return activate(raw.astype(np.float32, copy=False), self.card.output.activation)
 
     def targets(self, output: str, confidence: str | None) -> list[RasterTarget]:
-        names = list(self.card.output.names) or [f"{self.card.name}: value {i + 1}" for i in range(self.channels)]
+        names = list(self.card.output.names) or [f"value {i + 1}" for i in range(self.channels)]
         return [RasterTarget(output, np.dtype(np.float32), FLOAT_NODATA, names)]
 
     def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:
@@ -84,11 +84,11 @@ class ClassHead(Head):
     def targets(self, output: str, confidence: str | None) -> list[RasterTarget]:
         classes = self.card.output.classes
         dtype = np.uint8 if max(c.value for c in classes) <= 255 else np.uint16
-        out = [RasterTarget(output, np.dtype(dtype), 0, [f"{self.card.name}: class"], classes,
+        out = [RasterTarget(output, np.dtype(dtype), 0, ["class"], classes,
                             {"DEEPSTRATA_TASK": self.card.task})]
         if confidence:
             out.append(RasterTarget(confidence, np.dtype(np.float32), FLOAT_NODATA,
-                                    [f"{self.card.name}: confidence (maximum probability)"]))
+                                    ["confidence"]))
         return out
 
     def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:
@@ -127,7 +127,7 @@ class AnomalyHead(Head):
         return error.mean(axis=1, keepdims=True)
 
     def targets(self, output: str, confidence: str | None) -> list[RasterTarget]:
-        return [RasterTarget(output, np.dtype(np.float32), FLOAT_NODATA, [f"{self.card.name}: anomaly score"],
+        return [RasterTarget(output, np.dtype(np.float32), FLOAT_NODATA, ["anomaly score"],
                              metadata={"DEEPSTRATA_TASK": "anomaly"})]
 
     def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:

@@ -34,7 +34,7 @@ class DeepStrataToolbar(QObject):
         self.run_action.triggered.connect(self.run_model)
         self.info_action = QAction(icon("model_info.svg"), tr("Model info…"), parent)
         self.info_action.setObjectName("DeepStrataModelInfo")
-        self.info_action.setToolTip(tr("Show what an ONNX model expects and produces (bands, classes)"))
+        self.info_action.setToolTip(tr("Show what an ONNX model expects and produces: bands, classes, metrics"))
         self.info_action.triggered.connect(self.model_info)
         self.toolbar.addAction(self.run_action)
         self.toolbar.addAction(self.info_action)

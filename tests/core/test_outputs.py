@@ -187,3 +187,12 @@ def test_default_overlap_follows_the_card(tmp_path: Path, smooth3) -> None:
     dem.write_bytes(DEM.read_bytes())
     result = run_model(tpi, str(dem), str(tmp_path / "c.tif"))
     assert result.overlap == 0 and result.tiles == 2  # 320 x 240 px in output tiles of 256 - 2 x 8 = 240 px
+
+
+def test_band_descriptions_are_short_for_the_legend(tmp_path: Path, smooth3) -> None:
+    raster, _ = smooth3
+    model = models.conv_segmenter(tmp_path / "seg.onnx")
+    run_model(model, str(raster), str(tmp_path / "c.tif"), RunOptions(confidence_path=str(tmp_path / "p.tif")))
+    classes, confidence = _open(tmp_path / "c.tif"), _open(tmp_path / "p.tif")  # keep the datasets alive
+    assert classes.GetRasterBand(1).GetDescription() == "class"
+    assert confidence.GetRasterBand(1).GetDescription() == "confidence"
