@@ -196,3 +196,35 @@ def test_band_descriptions_are_short_for_the_legend(tmp_path: Path, smooth3) -> 
     classes, confidence = _open(tmp_path / "c.tif"), _open(tmp_path / "p.tif")  # keep the datasets alive
     assert classes.GetRasterBand(1).GetDescription() == "class"
     assert confidence.GetRasterBand(1).GetDescription() == "confidence"
+
+
+@pytest.mark.parametrize("elem,dtype", [(__import__("onnx").TensorProto.FLOAT16, np.float16),
+                                        (__import__("onnx").TensorProto.UINT8, np.uint8)])
+def test_models_taking_float16_or_uint8_inputs(tmp_path: Path, elem: int, dtype: type) -> None:
+    from onnx import helper
+
+    from ds_testing.graph import make_model
+
+    graph = make_model([helper.make_node("Cast", ["input"], ["output"], to=1)],
+                       [helper.make_tensor_value_info("input", elem, ["N", 1, "H", "W"])],
+                       [helper.make_tensor_value_info("output", 1, ["N", 1, "H", "W"])])
+    model = models.save(graph, tmp_path / "cast.onnx", models.card("regression", 1, margin=0,
+                                                                      dtype=np.dtype(dtype).name))
+    array = (np.arange(20 * 30).reshape(1, 20, 30) % 256).astype(np.float32) + 0.25
+    raster = rasters.write_raster(tmp_path / "in.tif", array)
+    run_model(model, str(raster), str(tmp_path / "out.tif"))
+    expected = np.clip(np.rint(array[0]), 0, 255) if dtype == np.uint8 else array[0].astype(np.float16)
+    np.testing.assert_array_equal(_open(tmp_path / "out.tif").ReadAsArray(), expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("normalization,expected", [
+    ({"method": "minmax", "min": [100, 0], "max": [300, 50]}, lambda a: (a - [[[100]], [[0]]]) / [[[200]], [[50]]]),
+    ({"method": "scale", "factor": 0.5, "offset": -1}, lambda a: a * 0.5 - 1),
+    ({"method": "zscore", "mean": 10, "std": 4}, lambda a: (a - 10) / 4),
+])
+def test_normalisations_at_run_time(tmp_path: Path, normalization: dict, expected) -> None:
+    array = np.stack([np.linspace(100, 300, 24 * 36), np.linspace(0, 50, 24 * 36)]).reshape(2, 24, 36)
+    raster = rasters.write_raster(tmp_path / "in.tif", array.astype(np.float32))
+    model = models.identity_regressor(tmp_path / "id.onnx", bands=2, normalization=normalization)
+    run_model(model, str(raster), str(tmp_path / "out.tif"))
+    np.testing.assert_allclose(_open(tmp_path / "out.tif").ReadAsArray(), expected(array), rtol=1e-5, atol=1e-5)
