@@ -14,7 +14,7 @@ from .errors import CancelledError, ModelError
 from .heads import Head, make_head
 from .model import Model, check_channels, load_model
 from .plan import Plan, make_plan
-from .raster import RasterSource, extent_to_window, map_bands, open_raster, pixel_size_m
+from .raster import RasterSource, StripReader, extent_to_window, map_bands, open_raster, pixel_size_m
 from .stream import Prefetcher, StripAccumulator, normalize
 from .tiling import TileGrid, Window
 from .writer import BlockRowBuffer, RasterWriter, check_output_path
@@ -96,11 +96,11 @@ def _rows(source: RasterSource, plan: Plan, window: Window, grid: TileGrid, mode
     th, tw = grid.tile_h + 2 * crop, grid.tile_w + 2 * crop
     width = max(window.w, grid.tile_w)
     dtype = model.input_dtype
+    reader = StripReader(source, window.x - crop, width + 2 * crop)
     for y in grid.rows:
         if is_cancelled():
             return
-        strip = Window(window.x - crop, window.y + y - crop, width + 2 * crop, th)
-        data, valid = source.read(strip)
+        data, valid = reader.read(window.y + y - crop, th)
         normalize(data, valid, model.card.input.normalization)
         out_valid = valid[crop:crop + grid.tile_h, crop:crop + window.w]
         tiles = [t for t in grid.row_tiles(y) if out_valid[:, t.x:t.x1].any()]

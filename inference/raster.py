@@ -44,27 +44,62 @@ class RasterSource:
     def window(self) -> Window:
         return Window(0, 0, self.width, self.height)
 
-    def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
-        """Pixels (bands, h, w) as float32 and validity (h, w) of `win`; parts outside the raster are mirrored."""
-        inside = win.intersect(self.window)
-        if inside is None:
-            raise InputError(f"Window {win} lies outside the raster '{self.path}'.")
-        data = self.dataset.ReadAsArray(inside.x, inside.y, inside.w, inside.h, band_list=self.bands,
-                                        buf_type=gdal.GDT_Float32)
-        data = data.reshape(len(self.bands), inside.h, inside.w)
-        valid = np.ones((inside.h, inside.w), dtype=bool)
+    def read_rows(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels (bands, rows, cols) as float32 and validity (rows, cols) of a rectangle inside the raster."""
+        w, h = x1 - x0, y1 - y0
+        data = self.dataset.ReadAsArray(x0, y0, w, h, band_list=self.bands, buf_type=gdal.GDT_Float32)
+        data = data.reshape(len(self.bands), h, w)
+        valid = np.ones((h, w), dtype=bool)
         for i, index in enumerate(self.bands):
-            valid &= _band_validity(self.dataset.GetRasterBand(index), data[i], inside)
-        # Drop the blocks GDAL cached for this strip: the run reads each strip once, and a cache that fills
-        # with the whole raster would make memory grow with raster size.
+            valid &= _band_validity(self.dataset.GetRasterBand(index), data[i], Window(x0, y0, w, h))
+        # Drop the blocks GDAL cached: StripReader reads whole block rows once, and a cache that fills with the
+        # whole raster would make memory grow with raster size.
         self.dataset.FlushCache()
-        if inside == win:
-            return data, valid
-        pads = ((inside.y - win.y, win.y1 - inside.y1), (inside.x - win.x, win.x1 - inside.x1))
-        return _mirror(data, pads), _mirror(valid[None], pads)[0]
+        return data, valid
 
     def close(self) -> None:
         self.dataset = None  # type: ignore[assignment]
+
+
+class StripReader:
+    """Reads strips of one column range, top to bottom, for the tile rows of a run.
+
+    Consecutive strips overlap; rows are read once, in whole block rows of the file (each compressed block is
+    decoded once), and kept only while a later strip still needs them. Parts of a strip outside the raster are
+    mirrored.
+    """
+
+    def __init__(self, source: RasterSource, x: int, w: int) -> None:
+        self.source, self.x, self.w = source, x, w
+        self.x0, self.x1 = max(0, x), min(source.width, x + w)
+        band = source.dataset.GetRasterBand(source.bands[0])
+        self.block = max(1, int(band.GetBlockSize()[1]))
+        self.data = np.empty((len(source.bands), 0, self.x1 - self.x0), dtype=np.float32)
+        self.valid = np.empty((0, self.x1 - self.x0), dtype=bool)
+        self.top = 0  # raster row of the buffer's first row
+
+    def read(self, y: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels (bands, h, w) and validity (h, w) of rows [y, y + h) over this reader's columns."""
+        y0, y1 = max(0, y), min(self.source.height, y + h)
+        if y1 <= y0 or self.x1 <= self.x0:
+            raise InputError(f"Rows {y}-{y + h} lie outside the raster '{self.source.path}'.")
+        bottom = self.top + self.valid.shape[0]
+        if y0 < self.top or y0 > bottom:  # not a continuation: start afresh
+            self.top = bottom = y0
+            self.data, self.valid = self.data[:, :0], self.valid[:0]
+        if y1 > bottom:
+            end = min(self.source.height, -(-y1 // self.block) * self.block)
+            data, valid = self.source.read_rows(bottom, end, self.x0, self.x1)
+            keep = y0 - self.top
+            self.data = np.concatenate([self.data[:, keep:], data], axis=1)
+            self.valid = np.concatenate([self.valid[keep:], valid])
+            self.top = y0
+        rows = slice(y0 - self.top, y1 - self.top)
+        data, valid = self.data[:, rows], self.valid[rows]
+        pads = ((y0 - y, y + h - y1), (self.x0 - self.x, self.x + self.w - self.x1))
+        if any(pads[0]) or any(pads[1]):
+            return _mirror(data, pads), _mirror(valid[None], pads)[0]
+        return data.copy(), valid.copy()
 
 
 def _band_validity(band: gdal.Band, values: np.ndarray, win: Window) -> np.ndarray:
