@@ -96,7 +96,7 @@ def _rows(source: RasterSource, plan: Plan, window: Window, grid: TileGrid, mode
     th, tw = grid.tile_h + 2 * crop, grid.tile_w + 2 * crop
     width = max(window.w, grid.tile_w)
     dtype = model.input_dtype
-    reader = StripReader(source, window.x - crop, width + 2 * crop)
+    reader = StripReader(source, window.x - crop, width + 2 * crop, th)
     for y in grid.rows:
         if is_cancelled():
             return

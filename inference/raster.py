@@ -44,18 +44,16 @@ class RasterSource:
     def window(self) -> Window:
         return Window(0, 0, self.width, self.height)
 
-    def read_rows(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Pixels (bands, rows, cols) as float32 and validity (rows, cols) of a rectangle inside the raster."""
-        w, h = x1 - x0, y1 - y0
-        data = self.dataset.ReadAsArray(x0, y0, w, h, band_list=self.bands, buf_type=gdal.GDT_Float32)
-        data = data.reshape(len(self.bands), h, w)
-        valid = np.ones((h, w), dtype=bool)
+    def read_rows(self, y0: int, x0: int, data: np.ndarray, valid: np.ndarray) -> None:
+        """Fill `data` (bands, rows, cols) float32 and `valid` (rows, cols) from the raster at column x0, row y0."""
+        h, w = valid.shape
+        self.dataset.ReadAsArray(x0, y0, w, h, buf_obj=data, band_list=self.bands, buf_type=gdal.GDT_Float32)
+        valid[:] = True
         for i, index in enumerate(self.bands):
             valid &= _band_validity(self.dataset.GetRasterBand(index), data[i], Window(x0, y0, w, h))
         # Drop the blocks GDAL cached: StripReader reads whole block rows once, and a cache that fills with the
         # whole raster would make memory grow with raster size.
         self.dataset.FlushCache()
-        return data, valid
 
     def close(self) -> None:
         self.dataset = None  # type: ignore[assignment]
@@ -69,32 +67,36 @@ class StripReader:
     mirrored.
     """
 
-    def __init__(self, source: RasterSource, x: int, w: int) -> None:
+    def __init__(self, source: RasterSource, x: int, w: int, height: int) -> None:
+        """Columns [x, x + w) (may reach beyond the raster); strips up to `height` rows."""
         self.source, self.x, self.w = source, x, w
         self.x0, self.x1 = max(0, x), min(source.width, x + w)
         band = source.dataset.GetRasterBand(source.bands[0])
         self.block = max(1, int(band.GetBlockSize()[1]))
-        self.data = np.empty((len(source.bands), 0, self.x1 - self.x0), dtype=np.float32)
-        self.valid = np.empty((0, self.x1 - self.x0), dtype=bool)
-        self.top = 0  # raster row of the buffer's first row
+        rows = height + self.block  # a strip, plus the rest of the last block row read for it
+        self.data = np.empty((len(source.bands), rows, self.x1 - self.x0), dtype=np.float32)
+        self.valid = np.empty((rows, self.x1 - self.x0), dtype=bool)
+        self.top, self.count = 0, 0  # raster row of the buffer's first row; rows held
 
     def read(self, y: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """Pixels (bands, h, w) and validity (h, w) of rows [y, y + h) over this reader's columns."""
+        """Pixels (bands, h, w) and validity (h, w) of rows [y, y + h) over this reader's columns (a copy)."""
         y0, y1 = max(0, y), min(self.source.height, y + h)
         if y1 <= y0 or self.x1 <= self.x0:
             raise InputError(f"Rows {y}-{y + h} lie outside the raster '{self.source.path}'.")
-        bottom = self.top + self.valid.shape[0]
-        if y0 < self.top or y0 > bottom:  # not a continuation: start afresh
-            self.top = bottom = y0
-            self.data, self.valid = self.data[:, :0], self.valid[:0]
+        if y0 < self.top or y0 > self.top + self.count:  # not a continuation: start afresh
+            self.top, self.count = y0, 0
+        drop = y0 - self.top
+        if drop:  # keep the rows this strip shares with the last one, at the top of the buffer
+            self.data[:, :self.count - drop] = self.data[:, drop:self.count]
+            self.valid[:self.count - drop] = self.valid[drop:self.count]
+            self.top, self.count = y0, self.count - drop
+        bottom = self.top + self.count
         if y1 > bottom:
-            end = min(self.source.height, -(-y1 // self.block) * self.block)
-            data, valid = self.source.read_rows(bottom, end, self.x0, self.x1)
-            keep = y0 - self.top
-            self.data = np.concatenate([self.data[:, keep:], data], axis=1)
-            self.valid = np.concatenate([self.valid[keep:], valid])
-            self.top = y0
-        rows = slice(y0 - self.top, y1 - self.top)
+            end = min(self.source.height, -(-y1 // self.block) * self.block, self.top + self.valid.shape[0])
+            rows = slice(self.count, self.count + end - bottom)
+            self.source.read_rows(bottom, self.x0, self.data[:, rows], self.valid[rows])
+            self.count += end - bottom
+        rows = slice(0, y1 - y0)
         data, valid = self.data[:, rows], self.valid[rows]
         pads = ((y0 - y, y + h - y1), (self.x0 - self.x, self.x + self.w - self.x1))
         if any(pads[0]) or any(pads[1]):

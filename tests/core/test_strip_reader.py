@@ -16,8 +16,9 @@ def test_strips_equal_direct_reads_and_rows_are_read_once_per_block_row(tmp_path
     source = RasterSource(str(path), open_raster(str(path)), [3, 1])
     calls: list[tuple[int, int]] = []
     real = source.read_rows
-    source.read_rows = lambda y0, y1, x0, x1: (calls.append((y0, y1)), real(y0, y1, x0, x1))[1]  # type: ignore
-    reader = StripReader(source, -4, 78)  # 4 mirrored columns on each side
+    source.read_rows = lambda y0, x0, data, valid: (calls.append((y0, y0 + len(valid))),  # type: ignore
+                                                    real(y0, x0, data, valid))
+    reader = StripReader(source, -4, 78, 60)  # 4 mirrored columns on each side
     mirrored = np.pad(array[[2, 0]], ((0, 0), (4, 4), (4, 4)), mode="reflect")
     for y in (-4, 46, 96, 146, 196, 244):  # strips of 60 rows (a crop of 4 around 52), the last shifted back
         data, valid = reader.read(y, 60)
