@@ -40,7 +40,8 @@ def _bands(text: str) -> list[int]:
     try:
         return [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of band numbers (e.g. 4,3,2)")
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a comma-separated list of band numbers (e.g. 4,3,2)") from None
 
 
 def _extent(text: str) -> list[float]:

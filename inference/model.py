@@ -1,12 +1,11 @@
 """A model: an onnxruntime session plus its validated card, and the checks that the two agree."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -173,19 +172,3 @@ def model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     model = load_model(path)
     return {"path": model.path, "card": model.card.to_dict(), "provider": model.provider,
             "available_providers": available_providers(), "warnings": model.warnings}
-
-
-def parse_band_list(text: str | Sequence[int] | None) -> list[int] | None:
-    """'1,2,3' -> [1, 2, 3]; empty -> None."""
-    if text is None or text == "" or (not isinstance(text, str) and len(text) == 0):
-        return None
-    if isinstance(text, str):
-        try:
-            return [int(t) for t in text.replace(" ", "").split(",") if t]
-        except ValueError as exc:
-            raise ModelError(f"Bands '{text}' must be a comma-separated list of band numbers, e.g. 4,3,2") from exc
-    return [int(b) for b in text]
-
-
-def card_json(card: ModelCard) -> str:
-    return json.dumps(card.to_dict(), indent=2)

@@ -31,8 +31,7 @@ def paletted_qml(classes: Sequence[ClassInfo], band: int = 1) -> str:
             "      </colorPalette>\n    </rasterrenderer>\n" + _TAIL)
 
 
-def pseudocolor_qml(minimum: float, maximum: float, ramp: str = "viridis", band: int = 1,
-                    label: str = "") -> str:
+def pseudocolor_qml(minimum: float, maximum: float, ramp: str = "viridis", band: int = 1) -> str:
     """A single-band pseudocolour renderer with an interpolated ramp from `minimum` to `maximum`."""
     if not maximum > minimum:
         maximum = minimum + 1.0

@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 import pytest
-from qgis.core import QgsApplication, QgsProcessingException
+from qgis.core import QgsProcessingException
 
 INSTALL = "pip install onnxruntime"
 
