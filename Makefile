@@ -9,7 +9,7 @@ export QGIS_PLUGINPATH := $(CURDIR)/$(PLUGINS)
 export PYTHONPATH := $(CURDIR)/$(PLUGINS)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system venv plugin demo test test-core test-qgis bench models package clean
+.PHONY: setup system venv plugin training demo test test-core test-qgis bench models package clean
 
 setup: system venv plugin
 
@@ -23,6 +23,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: system $(VENV)/.installed
 
+# The companion training tools (CPU PyTorch from its exact pin): needed by their tests and `make models`.
+$(VENV)/.training: $(VENV)/.installed training/requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r training/requirements.txt
+	@touch $@
+
+training: venv $(VENV)/.training
+
 # QGIS imports the plugin folder by its name: expose this checkout as `deepstrata`, whatever the folder is called.
 plugin: venv
 	@mkdir -p $(PLUGINS)
@@ -32,7 +39,7 @@ plugin: venv
 demo: setup
 	@$(PY) tools/demo.py
 
-test: setup
+test: setup training
 	$(PY) -m pytest
 
 test-core: setup
@@ -42,7 +49,7 @@ bench: setup
 	$(PY) benchmarks/bench_engine.py
 
 # Rebuild the bundled analytic default model (training/analytic_tpi.py).
-models: venv
+models: training
 	$(PY) -m training.analytic_tpi --output resources/models/landforms_tpi.onnx
 
 # The plugin zip: git archive honours .gitattributes export-ignore (tests, training, benchmarks, dev files).

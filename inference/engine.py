@@ -94,7 +94,7 @@ def _rows(source: RasterSource, plan: Plan, window: Window, grid: TileGrid, mode
     """Reader thread: one strip per tile row, normalised and cut into batches of tiles."""
     crop = plan.crop
     th, tw = grid.tile_h + 2 * crop, grid.tile_w + 2 * crop
-    width = max(window.w, grid.tile_w)
+    width = grid.span[1]
     dtype = model.input_dtype
     reader = StripReader(source, window.x - crop, width + 2 * crop, th)
     for y in grid.rows:

@@ -38,10 +38,16 @@ class Plan:
         return chunk_columns(self.output, self.chunk_width)
 
     def processing_window(self, chunk: Window, raster: Window) -> Window:
-        """The chunk grown by the margin (real context for tiles at its edges), clipped to the raster."""
+        """The chunk grown by the margin (real context for tiles at its edges), clipped to the raster.
+
+        Its origin is kept on a multiple of size_multiple, so that pooling models see every pixel in the same
+        pooling phase in every chunk and tile.
+        """
         grown = chunk.grow(self.margin).intersect(raster)
         assert grown is not None
-        return grown
+        m = self.size_multiple
+        x, y = grown.x // m * m, grown.y // m * m
+        return Window(x, y, grown.x1 - x, grown.y1 - y)
 
     def grid(self, window: Window) -> TileGrid:
         """Tiles over `window`; a dynamic graph gets smaller tiles when the window is smaller than one tile."""
@@ -52,7 +58,7 @@ class Plan:
                 th = round_up(window.h + 2 * c, m) - 2 * c
             if window.w < tw:
                 tw = round_up(window.w + 2 * c, m) - 2 * c
-        return TileGrid(window.w, window.h, tw, th, self.overlap, self.margin)
+        return TileGrid(window.w, window.h, tw, th, self.overlap, self.margin, self.size_multiple)
 
 
 def _tile_size(model: "Model", options: "RunOptions", warn: Callable[[str], None]) -> tuple[int, int]:
@@ -97,9 +103,10 @@ def make_plan(model: "Model", output: Window, options: "RunOptions", warn: Calla
         warn(f"Overlap {overlap} is less than twice the model's margin ({margin} px); using "
                         f"{2 * margin} so that tile edges do not show.")
         overlap = 2 * margin
-    if overlap >= tile_out:
-        raise InputError(f"Overlap {overlap} must be smaller than the tile's output size ({tile_out} px). "
-                         "Lower the overlap or raise the tile size.")
+    step = max(1, card.input.size_multiple)
+    if overlap > tile_out - step:
+        raise InputError(f"Overlap {overlap} leaves no room to step between tiles of {tile_out} px (the step must be "
+                         f"at least {step} px). Lower the overlap or raise the tile size.")
     batch = model.fixed_batch or int(options.batch_size or DEFAULT_BATCH)
     if batch < 1:
         raise InputError(f"Batch size must be at least 1, got {batch}.")

@@ -34,17 +34,25 @@ class Window:
         return Window(x, y, x1 - x, y1 - y) if x1 > x and y1 > y else None
 
 
-def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile starts covering [0, length): step tile - overlap, the last tile shifted back to end at `length`.
+def axis_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Tile starts covering [0, length), stepping by tile - overlap.
 
-    When the axis is shorter than a tile there is one tile at 0 (it may overhang the end).
+    With `multiple` 1 the last tile is shifted back to end at `length`. Models that pool (size_multiple > 1)
+    only give the same answer for the same pixel when tiles start on a multiple of it, so then every start is
+    a multiple and the last tile may overhang the end by less than `multiple`. An axis shorter than a tile has
+    one tile at 0 (it may overhang too).
     """
     if length <= tile:
         return [0]
     if tile <= overlap:
         raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap})")
-    starts = list(range(0, length - tile, tile - overlap))
-    return starts + [length - tile]
+    stride = tile - overlap
+    if multiple > 1:
+        if stride < multiple:
+            raise ValueError(f"tile - overlap ({stride}) must be at least the size multiple ({multiple})")
+        stride = stride // multiple * multiple
+    starts = list(range(0, length - tile, stride))
+    return starts + [round_up(length - tile, multiple)]
 
 
 def axis_weights(size: int, margin: int, ramp: int, low_edge: bool, high_edge: bool) -> np.ndarray:
@@ -82,14 +90,20 @@ class TileGrid:
     tile_h: int
     overlap: int
     margin: int
+    multiple: int = 1
 
     @property
     def cols(self) -> list[int]:
-        return axis_starts(self.width, self.tile_w, self.overlap)
+        return axis_starts(self.width, self.tile_w, self.overlap, self.multiple)
 
     @property
     def rows(self) -> list[int]:
-        return axis_starts(self.height, self.tile_h, self.overlap)
+        return axis_starts(self.height, self.tile_h, self.overlap, self.multiple)
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """(height, width) the tiles reach from the window origin: the window plus any overhang."""
+        return max(self.height, self.rows[-1] + self.tile_h), max(self.width, self.cols[-1] + self.tile_w)
 
     def __len__(self) -> int:
         return len(self.cols) * len(self.rows)

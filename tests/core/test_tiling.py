@@ -61,3 +61,16 @@ def test_chunks_split_columns_exactly() -> None:
     assert [c.x for c in chunks] == [10, 266, 522, 778]
     assert [c.w for c in chunks] == [256, 256, 256, 232]
     assert all(c.y == 5 and c.h == 7 for c in chunks)
+
+
+@given(length=st.integers(1, 3000), k=st.integers(1, 40), multiple=st.sampled_from([2, 4, 8, 16, 32]),
+       data=st.data())
+def test_aligned_starts_for_pooling_models(length: int, k: int, multiple: int, data) -> None:
+    tile = k * multiple
+    overlap = data.draw(st.integers(0, tile - multiple))
+    starts = axis_starts(length, tile, overlap, multiple)
+    assert all(s % multiple == 0 for s in starts), "every tile starts in the same pooling phase"
+    assert starts[0] == 0 and starts == sorted(set(starts))
+    assert starts[-1] + tile >= length and (length <= tile or starts[-1] + tile - length < multiple)
+    for a, b in zip(starts, starts[1:]):
+        assert a + tile - b >= overlap

@@ -1,0 +1,121 @@
+"""The model families the training tools train and export: all fully convolutional, any tile size.
+
+- UNet: per-pixel segmentation (landforms, geology); tile edges must be a multiple of 2**depth.
+- PatchClassifier: one class per chip.
+- ConvAutoencoder: reconstructs its input (anomaly detection); its encoder can seed the others (transfer).
+- RelativeRelief: a first layer for DEM models that removes absolute elevation inside the graph.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def conv_block(cin: int, cout: int) -> nn.Sequential:
+    """Two 3x3 convolutions with batch norm and ReLU (receptive radius 2 at this scale)."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+    )
+
+
+class RelativeRelief(nn.Module):
+    """Elevation minus its local mean over a (2r+1)^2 window, divided by `scale` metres.
+
+    Computed in the graph, so the model never sees absolute elevation and tiles need no per-tile statistics;
+    the card's margin must cover `radius`.
+    """
+
+    def __init__(self, radius: int, scale: float) -> None:
+        super().__init__()
+        self.radius, self.scale = radius, scale
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        k = 2 * self.radius + 1
+        mean = F.avg_pool2d(z, k, stride=1, padding=self.radius, count_include_pad=False)
+        return (z - mean) / self.scale
+
+
+class Encoder(nn.Module):
+    """`depth` levels of conv blocks with 2x2 max pooling between them; widths double per level."""
+
+    def __init__(self, cin: int, width: int, depth: int) -> None:
+        super().__init__()
+        widths = [width * 2 ** i for i in range(depth + 1)]
+        self.widths = widths
+        self.blocks = nn.ModuleList([conv_block(cin, widths[0])] +
+                                    [conv_block(widths[i], widths[i + 1]) for i in range(depth)])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = [self.blocks[0](x)]
+        for block in self.blocks[1:]:
+            features.append(block(F.max_pool2d(features[-1], 2)))
+        return features
+
+
+class UNet(nn.Module):
+    """A small U-Net: encoder, bilinear upsampling with skip connections, a 1x1 head of class logits."""
+
+    def __init__(self, cin: int, classes: int, width: int = 16, depth: int = 3, stem: nn.Module | None = None):
+        super().__init__()
+        self.stem = stem or nn.Identity()
+        self.encoder = Encoder(cin, width, depth)
+        w = self.encoder.widths
+        self.decoder = nn.ModuleList([conv_block(w[i + 1] + w[i], w[i]) for i in reversed(range(depth))])
+        self.head = nn.Conv2d(w[0], classes, 1)
+        self.size_multiple = 2 ** depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(self.stem(x))
+        y = features[-1]
+        for block, skip in zip(self.decoder, reversed(features[:-1])):
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = block(torch.cat([y, skip], dim=1))
+        return self.head(y)
+
+
+class PatchClassifier(nn.Module):
+    """The encoder, global average pooling and a linear layer: (N, classes) logits per chip."""
+
+    def __init__(self, cin: int, classes: int, width: int = 16, depth: int = 3, stem: nn.Module | None = None):
+        super().__init__()
+        self.stem = stem or nn.Identity()
+        self.encoder = Encoder(cin, width, depth)
+        self.head = nn.Linear(self.encoder.widths[-1], classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.stem(x))[-1].mean(dim=(2, 3)))
+
+
+class ConvAutoencoder(nn.Module):
+    """Encoder plus a mirror decoder without skips (so it must compress): reconstructs its (normalised) input."""
+
+    def __init__(self, cin: int, width: int = 16, depth: int = 2, stem: nn.Module | None = None):
+        super().__init__()
+        self.stem = stem or nn.Identity()
+        self.encoder = Encoder(cin, width, depth)
+        w = self.encoder.widths
+        self.decoder = nn.ModuleList([conv_block(w[i + 1], w[i]) for i in reversed(range(depth))])
+        self.head = nn.Conv2d(w[0], cin, 1)
+        self.size_multiple = 2 ** depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(self.stem(x))
+        y = features[-1]
+        for block, skip in zip(self.decoder, reversed(features[:-1])):
+            y = block(F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False))
+        return self.head(y)
+
+
+def receptive_radius(depth: int) -> int:
+    """Theoretical receptive radius, in input pixels, of an encoder and decoder of `depth` levels.
+
+    At level l (scale 2**l) each conv block adds 2 x 2**l, each 2x2 max pool 2**l, and each bilinear upsampling
+    from level l+1 adds 2**(l+1). Exact tiling needs a margin this large; the effective radius is much smaller,
+    which is what blending over a smaller overlap relies on.
+    """
+    blocks = sum(2 * 2 ** level for level in range(depth + 1)) + sum(2 * 2 ** level for level in range(depth))
+    pools = sum(2 ** level for level in range(depth))
+    upsamples = sum(2 ** (level + 1) for level in range(depth))
+    return blocks + pools + upsamples
