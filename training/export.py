@@ -36,7 +36,8 @@ def _to_onnx(model: torch.nn.Module, bands: int, size: int, per_pixel: bool) -> 
         # The TorchScript exporter: torch 2.13's default (dynamo) exporter needs onnxscript, and this one handles
         # dynamic spatial axes of convolutional models without extra declarations.
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (sample,), buffer, input_names=["input"], output_names=["output"],
+        torch.onnx.export(model, (sample,), buffer,  # type: ignore[arg-type]
+                          input_names=["input"], output_names=["output"],
                           opset_version=OPSET, dynamic_axes={"input": {0: "N", 2: "H", 3: "W"},
                                                              "output": output_axes}, dynamo=False)
     proto = onnx.load_from_string(buffer.getvalue())

@@ -1,4 +1,4 @@
-"""Static checks: the engine is fully typed (mypy), and the whole tree is free of pyflakes/bugbear findings."""
+"""Static checks: the engine and the training tools are fully typed (mypy), and the whole tree is free of pyflakes/bugbear findings."""
 from __future__ import annotations
 
 import subprocess
@@ -11,10 +11,10 @@ REPO = Path(__file__).resolve().parents[2]
 PLUGINS = REPO / ".build" / "plugins"
 
 
-def test_inference_is_mypy_clean() -> None:
+def test_engine_and_training_are_mypy_clean() -> None:
     pytest.importorskip("mypy")
     done = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--follow-imports=silent",
-                           "--no-error-summary", "deepstrata/inference"], cwd=PLUGINS, capture_output=True,
+                           "--no-error-summary", "deepstrata/inference", "deepstrata/training"], cwd=PLUGINS, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
 

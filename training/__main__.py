@@ -1,0 +1,27 @@
+"""``python -m training <command> ...``: the companion training tools (run from the repository root).
+
+Commands: geomorphons (landform labels from a DEM), data (chips, spatial split and statistics report),
+tpi (rebuild the bundled analytic landform model).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+
+def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
+    from . import analytic_tpi, geomorphons
+    from .data import cli
+
+    return {"geomorphons": geomorphons.main, "data": cli.main, "tpi": analytic_tpi.main}
+
+
+def main(argv: Sequence[str]) -> int:
+    commands = _commands()
+    if not argv or argv[0] not in commands:
+        print(f"usage: python -m training {{{','.join(commands)}}} ...\n" + " ".join(__doc__.splitlines()[2:4]), file=sys.stderr)
+        return 2
+    return int(commands[argv[0]](list(argv[1:])) or 0)
+
+
+sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,63 @@
+"""GeoTIFF in and out for :mod:`training.geomorphons` (GDAL), kept apart so the algorithm needs numpy only."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+from .geomorphons import CLASSES, NODATA, geomorphons
+
+gdal.UseExceptions()
+
+
+@dataclass(frozen=True)
+class Dem:
+    elevation: np.ndarray       # float64, NaN at nodata
+    cell_size: float            # metres
+    geotransform: tuple[float, ...]
+    projection: str             # WKT
+
+
+def read_dem(path: str | Path) -> Dem:
+    """Band 1 of a DEM, nodata (value, mask band or alpha) as NaN; ValueError unless its cells are square metres."""
+    dataset = gdal.Open(str(path), gdal.GA_ReadOnly)
+    gt = dataset.GetGeoTransform()
+    srs = dataset.GetSpatialRef()
+    if srs is not None and srs.IsGeographic():
+        raise ValueError(f"{path} is in geographic coordinates: reproject it to a metric CRS (gdalwarp -t_srs)")
+    if gt[2] or gt[4] or not math.isclose(abs(gt[1]), abs(gt[5]), rel_tol=1e-6):
+        raise ValueError(f"{path} has non-square or rotated cells {gt[1]} x {gt[5]}: resample it (gdalwarp -tr)")
+    band = dataset.GetRasterBand(1)
+    elevation = band.ReadAsArray().astype(np.float64)
+    valid = band.GetMaskBand().ReadAsArray() > 0  # covers the nodata value, mask bands and alpha
+    elevation[~valid] = np.nan
+    return Dem(elevation, abs(gt[1]), tuple(gt), dataset.GetProjection())
+
+
+def write_forms(dem_path: str | Path, output: str | Path, search_radius_m: float, flat_deg: float = 1.0,
+                skip_cells: int = 0) -> np.ndarray:
+    """Compute a DEM file's geomorphons and write them as a tiled Byte GeoTIFF with a colour table; return them."""
+    dem = read_dem(dem_path)
+    forms = geomorphons(dem.elevation, dem.cell_size, search_radius_m, flat_deg, skip_cells=skip_cells)
+    rows, cols = forms.shape
+    out = gdal.GetDriverByName("GTiff").Create(str(output), cols, rows, 1, gdal.GDT_Byte,
+                                               ["TILED=YES", "COMPRESS=DEFLATE"])
+    out.SetGeoTransform(dem.geotransform)
+    out.SetProjection(dem.projection)
+    band = out.GetRasterBand(1)
+    band.SetNoDataValue(NODATA)
+    colours = gdal.ColorTable()
+    for value, _, colour in CLASSES:
+        colours.SetColorEntry(value, tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5)) + (255,))
+    band.SetRasterColorTable(colours)
+    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    names = ["nodata"] + [name for _, name, _ in CLASSES]
+    band.SetCategoryNames(names)
+    band.WriteArray(forms)
+    out.FlushCache()
+    out = None
+    return forms
+
