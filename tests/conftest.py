@@ -39,7 +39,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 @pytest.fixture(scope="session", autouse=True)
 def inputs_are_never_modified():
     """Every test together must leave the sample data exactly as it was: no rewrites, no .aux.xml beside it."""
-    folders = [TESTS / "data", REPO / "resources" / "samples"]
+    folders = [TESTS / "data", REPO / "resources" / "samples", REPO / "training" / "datasets"]
     before = [_snapshot(f) for f in folders]
     yield
     for folder, was in zip(folders, before):
