@@ -78,10 +78,12 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
         self._add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster layer")),
                   "A raster layer read from a file by GDAL (GeoTIFF, VRT, ...).")
+        # Optional, falling back to the bundled model: qgis_process (3.22) ignores the default of a required file.
         model = QgsProcessingParameterFile(self.MODEL, self.tr("ONNX model"),
                                            behavior=QgsProcessingParameterFile.Behavior.File, extension="onnx",
-                                           defaultValue=default_model())
-        self._add(model, "A .onnx file with a DeepStrata model card (or Deepness metadata).")
+                                           defaultValue=default_model(), optional=True)
+        self._add(model, "A .onnx file with a DeepStrata model card (or Deepness metadata). Empty: the model "
+                         "bundled with the plugin (landforms from a 30 m DEM).")
         self._add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands in model channel order"), None, self.INPUT,
                                              optional=True, allowMultiple=True),
                   "One raster band per model input channel, in order. Empty: bands are matched by the card's "
@@ -124,9 +126,10 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
         if layer is None:
             raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
         input_path = gdal_path(layer)
-        model_path = self.parameterAsFile(parameters, self.MODEL, context)
+        model_path = self.parameterAsFile(parameters, self.MODEL, context) or default_model()
         if not model_path:
-            raise QgsProcessingException(self.tr("No model given: choose an .onnx file for 'ONNX model'."))
+            raise QgsProcessingException(self.tr("No model given and none is bundled: choose an .onnx file for "
+                                                 "'ONNX model'."))
         options = RunOptions(
             bands=self.parameterAsInts(parameters, self.BANDS, context) or None,
             extent=self._extent(parameters, context, layer),

@@ -78,6 +78,15 @@ def test_run_model_json(enabled, work):
     assert float((classes[0] == logits.argmax(axis=0) + 1).mean()) >= 0.999
 
 
+def test_run_model_without_model_uses_the_bundled_one(enabled, work):
+    out = work / "landforms.tif"
+    result = qgis_process("--json", "run", "deepstrata:runmodel", "--", f"INPUT={work / DEM.name}", f"OUTPUT={out}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any("landforms_tpi.onnx" in line for line in json.loads(result.stdout)["log"]["info"])
+    ds = gdal.Open(str(out))
+    assert set(np.unique(ds.ReadAsArray())) <= set(range(1, 7))  # the six slope-position classes
+
+
 def test_model_info_json(enabled, work):
     result = qgis_process("--json", "run", "deepstrata:modelinfo", "--", f"MODEL={work / 'rgb.onnx'}")
     assert result.returncode == 0, result.stdout + result.stderr
