@@ -181,6 +181,11 @@ def _normalization(r: _Reader, bands: int) -> Normalization:
     return Normalization()
 
 
+def parse_normalization(data: Mapping[str, Any], bands: int) -> Normalization:
+    """An `input.normalization` object on its own (the training tools apply exactly what the plugin applies)."""
+    return _normalization(_Reader(data, "input.normalization", "model card"), bands)
+
+
 def _input(r: _Reader) -> InputSpec:
     bands = tuple(BandInfo(b.get("name", str, required=True), b.get("unit", str, ""),
                            b.get("description", str, "")) for b in r.items("bands", required=True))

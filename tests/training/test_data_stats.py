@@ -66,3 +66,12 @@ def test_a_constant_band_gets_unit_std_in_the_card_and_normalise_zeroes_nodata()
     assert out[0, 1, 1, 0] == 0.0 and out[0, 1, 0, 0] == pytest.approx(-2 / np.sqrt(8 / 3))
     with pytest.raises(DataError, match="no valid pixel"):
         band_stats(np.full((1, 1, 2, 2), np.nan, np.float32))
+
+
+def test_normalise_applies_every_card_method_like_the_plugin() -> None:
+    images = np.array([[[[100.0, 300.0], [np.nan, 200.0]]]], dtype=np.float32)
+    minmax = normalise(images, {"method": "minmax", "min": [100], "max": [300]})
+    assert minmax[0, 0].tolist() == [[0.0, 1.0], [0.0, 0.5]]
+    scale = normalise(images, {"method": "scale", "factor": 0.01, "offset": -1})
+    assert scale[0, 0].tolist() == [[0.0, 2.0], [0.0, 1.0]]
+    assert np.isnan(images[0, 0, 1, 0]), "the input chips are left as they were"

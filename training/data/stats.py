@@ -11,6 +11,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from deepstrata.inference.card import parse_normalization
+from deepstrata.inference.stream import normalize
+
 from .errors import DataError
 
 PERCENTILES = (2.0, 98.0)
@@ -87,10 +90,13 @@ def band_stats(images: np.ndarray) -> BandStats:
 
 
 def normalise(images: np.ndarray, normalization: dict[str, Any]) -> np.ndarray:
-    """Apply a zscore card normalisation to (N, C, H, W) chips as the plugin does: invalid pixels become 0."""
-    if normalization.get("method") != "zscore":
-        raise DataError("only zscore normalisation is computed by the training tools.")
-    mean = np.asarray(normalization["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(normalization["std"], dtype=np.float32).reshape(1, -1, 1, 1)
-    out = (images - mean) / std
-    return np.where(np.isfinite(images).all(axis=1, keepdims=True), out, np.float32(0)).astype(np.float32)
+    """Apply a card normalisation to (N, C, H, W) chips with the plugin's own code: invalid pixels become 0.
+
+    Any method the card allows (zscore, minmax, scale, none), so training and inference cannot drift apart.
+    """
+    norm = parse_normalization(normalization, images.shape[1])
+    out = np.array(images, dtype=np.float32, copy=True)
+    valid = np.isfinite(out).all(axis=1)
+    for chip, ok in zip(out, valid):
+        normalize(chip, ok, norm)
+    return out
