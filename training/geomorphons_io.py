@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
+from deepstrata.inference.card import ClassInfo
+from deepstrata.inference.style import paletted_qml
+from deepstrata.inference.writer import RasterTarget, RasterWriter
+
 from .geomorphons import CLASSES, NODATA, geomorphons
 
 gdal.UseExceptions()
@@ -38,26 +42,20 @@ def read_dem(path: str | Path) -> Dem:
 
 
 def write_forms(dem_path: str | Path, output: str | Path, search_radius_m: float, flat_deg: float = 1.0,
-                skip_cells: int = 0) -> np.ndarray:
-    """Compute a DEM file's geomorphons and write them as a tiled Byte GeoTIFF with a colour table; return them."""
+                 skip_cells: int = 0) -> np.ndarray:
+    """Compute a DEM file's geomorphons and write them with the plugin's own class-raster writer.
+
+    The file gets what the plugin's outputs get: a colour table, class names, a QML style, and an atomic write.
+    """
     dem = read_dem(dem_path)
     forms = geomorphons(dem.elevation, dem.cell_size, search_radius_m, flat_deg, skip_cells=skip_cells)
-    rows, cols = forms.shape
-    out = gdal.GetDriverByName("GTiff").Create(str(output), cols, rows, 1, gdal.GDT_Byte,
-                                               ["TILED=YES", "COMPRESS=DEFLATE"])
-    out.SetGeoTransform(dem.geotransform)
-    out.SetProjection(dem.projection)
-    band = out.GetRasterBand(1)
-    band.SetNoDataValue(NODATA)
-    colours = gdal.ColorTable()
-    for value, _, colour in CLASSES:
-        colours.SetColorEntry(value, tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5)) + (255,))
-    band.SetRasterColorTable(colours)
-    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
-    names = ["nodata"] + [name for _, name, _ in CLASSES]
-    band.SetCategoryNames(names)
-    band.WriteArray(forms)
-    out.FlushCache()
-    out = None
+    classes = [ClassInfo(value, name, colour) for value, name, colour in CLASSES]
+    target = RasterTarget(str(output), np.dtype(np.uint8), NODATA, ["geomorphon"], classes)
+    writer = RasterWriter(target, forms.shape[1], forms.shape[0], dem.geotransform, dem.projection)
+    try:
+        writer.write(0, 0, forms[None])
+        writer.commit(paletted_qml(classes))
+    except BaseException:
+        writer.abort()
+        raise
     return forms
-

@@ -31,3 +31,4 @@ def test_geomorphons_command_writes_landforms(tmp_path: Path) -> None:
     ds.GetGeoTransform()  # GDAL 3.6's GeoTIFF driver reads the .aux.xml (class names) lazily, on calls like this
     band = ds.GetRasterBand(1)
     assert (ds.RasterXSize, ds.RasterYSize) == (320, 240) and band.GetCategoryNames()[9] == "valley"
+    assert "label=\"valley\"" in (tmp_path / "forms.qml").read_text()  # styled like the plugin's outputs
