@@ -152,7 +152,6 @@ def _process_chunk(source: RasterSource, plan: Plan, chunk: Window, runner: _Run
     window = plan.processing_window(chunk, source.window)
     grid = plan.grid(window)
     acc = StripAccumulator(head.channels, grid.tile_h, window.w)
-    rows = grid.rows
     reader = Prefetcher(lambda: _rows(source, plan, window, grid, runner.model, is_cancelled))
     try:
         for item in reader:
@@ -167,8 +166,7 @@ def _process_chunk(source: RasterSource, plan: Plan, chunk: Window, runner: _Run
             tick(item.skipped)
             if is_cancelled():
                 raise CancelledError()
-            index = rows.index(item.y)
-            until = rows[index + 1] if index + 1 < len(rows) else window.h
+            until = grid.row_end(item.y)
             sums, weights, valid = acc.finished(until)
             _emit(head, sums, weights, valid, window.y + acc.top, window, chunk, plan.output, buffer)
             acc.advance(until)

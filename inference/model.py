@@ -52,6 +52,12 @@ class Model:
         return (h, w) if h and w else None
 
     @property
+    def output_channels(self) -> int | None:
+        """The graph's output channels (axis 1), None where the graph leaves them open."""
+        shape = self.session.get_outputs()[0].shape
+        return _dim(shape[1]) if len(shape) > 1 else None
+
+    @property
     def fixed_batch(self) -> int | None:
         return _dim(self.session.get_inputs()[0].shape[0])
 
@@ -133,7 +139,7 @@ def _check_io(model: Model) -> None:
         layout = "(batch, classes)" if expected == 2 else "(batch, channels, height, width)"
         raise ModelError(f"Unsupported output shape {out.shape} for a {card.task} model: it must be {layout}. "
                          "Check the card's task or re-export the model.")
-    check_channels(card, _dim(out.shape[1]))
+    check_channels(card, model.output_channels)
 
 
 def check_channels(card: ModelCard, channels: int | None) -> None:

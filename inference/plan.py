@@ -65,8 +65,7 @@ def _tile_size(model: "Model", options: "RunOptions", warn: Callable[[str], None
     fixed = model.fixed_size
     if fixed:
         if options.tile_size and options.tile_size not in fixed:
-            warn(f"The model only takes {fixed[1]}x{fixed[0]} tiles; tile size {options.tile_size} "
-                            "is ignored.")
+            warn(f"The model only takes {fixed[1]}x{fixed[0]} tiles; tile size {options.tile_size} is ignored.")
         return fixed
     m = model.card.input.size_multiple
     size = int(options.tile_size or model.card.input.tile_size)
@@ -78,9 +77,8 @@ def _tile_size(model: "Model", options: "RunOptions", warn: Callable[[str], None
 
 def _output_channels(model: "Model", tile_in: tuple[int, int]) -> int | None:
     """Output channels from the graph, or by running it once on a blank tile when the graph leaves them open."""
-    dim = model.session.get_outputs()[0].shape[1] if len(model.session.get_outputs()[0].shape) > 1 else None
-    if isinstance(dim, int) and dim > 0:
-        return dim
+    if model.output_channels:
+        return model.output_channels
     if model.card.task != "regression" or model.card.output.names:
         return None
     probe = np.zeros((model.fixed_batch or 1, model.channels) + tile_in, dtype=model.input_dtype)
@@ -101,7 +99,7 @@ def make_plan(model: "Model", output: Window, options: "RunOptions", warn: Calla
     overlap = default if options.overlap is None else int(options.overlap)
     if overlap < 2 * margin:
         warn(f"Overlap {overlap} is less than twice the model's margin ({margin} px); using "
-                        f"{2 * margin} so that tile edges do not show.")
+             f"{2 * margin} so that tile edges do not show.")
         overlap = 2 * margin
     step = max(1, card.input.size_multiple)
     if overlap > tile_out - step:

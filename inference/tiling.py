@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Iterator
 
 import numpy as np
@@ -92,13 +92,18 @@ class TileGrid:
     margin: int
     multiple: int = 1
 
-    @property
+    @cached_property
     def cols(self) -> list[int]:
         return axis_starts(self.width, self.tile_w, self.overlap, self.multiple)
 
-    @property
+    @cached_property
     def rows(self) -> list[int]:
         return axis_starts(self.height, self.tile_h, self.overlap, self.multiple)
+
+    def row_end(self, y: int) -> int:
+        """The first row after tile row `y` that later tiles still reach: rows above it are final."""
+        later = [r for r in self.rows if r > y]
+        return later[0] if later else self.height
 
     @property
     def span(self) -> tuple[int, int]:

@@ -74,3 +74,10 @@ def test_aligned_starts_for_pooling_models(length: int, k: int, multiple: int, d
     assert starts[-1] + tile >= length and (length <= tile or starts[-1] + tile - length < multiple)
     for a, b in zip(starts, starts[1:]):
         assert a + tile - b >= overlap
+
+
+def test_row_end_is_the_next_tile_row_or_the_window_end() -> None:
+    grid = TileGrid(width=50, height=100, tile_w=32, tile_h=32, overlap=8, margin=2)
+    assert grid.rows == [0, 24, 48, 68]
+    assert [grid.row_end(y) for y in grid.rows] == [24, 48, 68, 100]
+    assert grid.rows is grid.rows  # laid out once per grid, not on every access
