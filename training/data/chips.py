@@ -13,6 +13,8 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 from osgeo import gdal
 
+from deepstrata.inference.raster import RasterSource
+
 from .errors import DataError
 from .grid import PathLike, grid_of, open_raster
 from .labels import Labels, class_mapping, is_vector, load_labels
@@ -83,15 +85,14 @@ def _merge(into: dict[str, int], found: Mapping[str, int]) -> None:
         into[name] = value
 
 
-def _read_window(ds: gdal.Dataset, bands: tuple[int, ...], x: int, y: int, size: int) -> np.ndarray:
-    """(C, size, size) float32 of the window, NaN where any band is invalid."""
-    data = np.empty((len(bands), size, size), dtype=np.float32)
-    valid = np.ones((size, size), dtype=bool)
-    for i, b in enumerate(bands):
-        band = ds.GetRasterBand(b)
-        data[i] = band.ReadAsArray(x, y, size, size)
-        valid &= band.GetMaskBand().ReadAsArray(x, y, size, size) != 0
-    valid &= np.isfinite(data).all(axis=0)
+def _read_window(source: RasterSource, x: int, y: int, size: int) -> np.ndarray:
+    """(C, size, size) float32 of the window, NaN where any band is invalid.
+
+    Read by the engine itself, so chips see exactly the pixels (and nodata rules) the plugin sees at inference.
+    """
+    data = np.empty((len(source.bands), size, size), dtype=np.float32)
+    valid = np.empty((size, size), dtype=bool)
+    source.read_rows(y, x, data, valid)
     data[:, ~valid] = np.nan
     return data
 
@@ -139,8 +140,9 @@ def extract_chips(pairs: Sequence[Pair], size: int, stride: Optional[int] = None
         else:
             found = load_labels(label_path, grid, class_field, shared)
         _merge(classes, found.classes)
+        source = RasterSource(str(image_path), ds, list(these))
         for x, y in _windows(found, size, stride, block, min_labelled, label_path is not None):
-            chip = _read_window(ds, these, x, y, size)
+            chip = _read_window(source, x, y, size)
             invalid = np.isnan(chip[0])
             if invalid.mean() > max_nodata:
                 continue
