@@ -99,8 +99,14 @@ def test_round_trip_with_classifier_and_module_prefix(tmp_path: Path) -> None:
 
 def test_missing_num_batches_tracked_is_accepted() -> None:
     """Old published files predate num_batches_tracked."""
-    state = {k: v for k, v in _checkpoint(ResNetEncoder(18, 3)).items() if not k.endswith("num_batches_tracked")}
-    load_state(ResNetEncoder(18, 3), state)
+    source = ResNetEncoder(18, 3)
+    state = {k: v for k, v in _checkpoint(source).items() if not k.endswith("num_batches_tracked")}
+    target = ResNetEncoder(18, 3)
+    assert not torch.equal(target.conv1.weight, source.conv1.weight)  # two random inits differ before loading
+    load_state(target, state)
+    loaded = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    for key, value in loaded.items():
+        assert torch.equal(target.state_dict()[key], value), key
 
 
 @pytest.mark.parametrize("bands", [1, 6])
