@@ -1,7 +1,7 @@
 """``python -m training <command> ...``: the companion training tools (run from the repository root).
 
 Commands: geomorphons (landform labels from a DEM), data (chips, spatial split and statistics report),
-tpi (rebuild the bundled analytic landform model).
+tpi (rebuild the analytic landform model), landforms (train the shipped landform CNN).
 """
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Callable, Sequence
 
 
 def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
-    from . import analytic_tpi, geomorphons
+    from . import analytic_tpi, dem_anomaly, geomorphons, landforms
     from .data import cli
 
-    return {"geomorphons": geomorphons.main, "data": cli.main, "tpi": analytic_tpi.main}
+    return {"geomorphons": geomorphons.main, "data": cli.main, "tpi": analytic_tpi.main,
+            "landforms": landforms.main, "dem-anomaly": dem_anomaly.main}
 
 
 def main(argv: Sequence[str]) -> int:

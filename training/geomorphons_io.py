@@ -59,3 +59,16 @@ def write_forms(dem_path: str | Path, output: str | Path, search_radius_m: float
         writer.abort()
         raise
     return forms
+
+
+def write_dem(path: Path, z: np.ndarray, cell: float, like: Dem) -> Path:
+    """Float32 elevations (NaN as nodata -9999) on square ``cell`` m cells from ``like``'s origin and CRS."""
+    gt = like.geotransform
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), z.shape[1], z.shape[0], 1, gdal.GDT_Float32)
+    ds.SetGeoTransform((gt[0], cell, 0.0, gt[3], 0.0, -cell))
+    ds.SetProjection(like.projection)
+    band = ds.GetRasterBand(1)
+    band.SetNoDataValue(-9999.0)
+    band.WriteArray(np.where(np.isfinite(z), z, -9999.0).astype(np.float32))
+    ds = None
+    return path

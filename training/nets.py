@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -21,20 +23,27 @@ def conv_block(cin: int, cout: int) -> nn.Sequential:
 
 
 class RelativeRelief(nn.Module):
-    """Elevation minus its local mean over a (2r+1)^2 window, divided by `scale` metres.
+    """Elevation minus its local mean over a (2r+1)^2 window, divided by `scale` metres: one output channel per
+    radius (a single radius gives one channel, several give a multi-scale stack).
 
     Computed in the graph, so the model never sees absolute elevation and tiles need no per-tile statistics;
-    the card's margin must cover `radius`.
+    the card's margin must cover the largest radius.
     """
 
-    def __init__(self, radius: int, scale: float) -> None:
+    def __init__(self, radius: int | Sequence[int], scale: float) -> None:
         super().__init__()
-        self.radius, self.scale = radius, scale
+        self.radii = (radius,) if isinstance(radius, int) else tuple(radius)
+        if not self.radii or min(self.radii) < 1:
+            raise ValueError(f"relief radii must be positive integers, not {radius!r}")
+        self.radius, self.scale = max(self.radii), scale
+
+    @property
+    def channels(self) -> int:
+        return len(self.radii)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        k = 2 * self.radius + 1
-        mean = F.avg_pool2d(z, k, stride=1, padding=self.radius, count_include_pad=False)
-        return (z - mean) / self.scale
+        reliefs = [z - F.avg_pool2d(z, 2 * r + 1, stride=1, padding=r, count_include_pad=False) for r in self.radii]
+        return (reliefs[0] if len(reliefs) == 1 else torch.cat(reliefs, dim=1)) / self.scale
 
 
 class Encoder(nn.Module):
@@ -119,3 +128,64 @@ def receptive_radius(depth: int) -> int:
     pools = sum(2 ** level for level in range(depth))
     upsamples = sum(2 ** (level + 1) for level in range(depth))
     return blocks + pools + upsamples
+
+
+class ReliefAutoencoder(nn.Module):
+    """A DEM autoencoder that ignores absolute elevation: the local mean over a (2r+1)^2 window passes through,
+    and a :class:`ConvAutoencoder` reconstructs the relief around it. Output = local mean + reconstructed relief,
+    the input's shape, so the reconstruction error is the relief the autoencoder could not explain (pits, mounds,
+    cuts, spikes), in the input's units."""
+
+    def __init__(self, radius: int, scale: float, width: int = 16, depth: int = 2) -> None:
+        super().__init__()
+        self.radius, self.scale = radius, scale
+        self.autoencoder = ConvAutoencoder(1, width, depth)
+        self.encoder = self.autoencoder.encoder  # for training.train's freeze schedule and transfer
+        self.size_multiple = self.autoencoder.size_multiple
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        k = 2 * self.radius + 1
+        mean = F.avg_pool2d(z, k, stride=1, padding=self.radius, count_include_pad=False)
+        return mean + self.autoencoder((z - mean) / self.scale) * self.scale
+
+
+#: The eight principal directions (row step, column step), counter-clockwise from east as in training.geomorphons.
+DIRECTIONS = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))
+
+
+class LineOfSight(nn.Module):
+    """For each of the eight principal directions, the steepest upward and downward slope from a cell to the
+    cells along the line out to ``radius_m``: 16 channels, each ``sign(t) log(1 + |t|)`` of
+    ``t = tan(angle) / tan(flat_deg)``, so the flatness threshold sits at +-log 2 and steep slopes stay bounded.
+
+    These are the quantities geomorphons are built from (the largest and smallest elevation angle per
+    direction), computed from elevation differences only, so absolute elevation never reaches the network.
+    ``cell_m`` is the pixel size the model is trained at; the card's margin must cover the line length.
+    """
+
+    def __init__(self, cell_m: float, radius_m: float, flat_deg: float = 1.0) -> None:
+        super().__init__()
+        import math
+
+        self.lines: list[tuple[int, int, list[float]]] = []
+        for dy, dx in DIRECTIONS:
+            step_m = cell_m * math.hypot(dy, dx)
+            count = int(math.floor(radius_m / step_m + 1e-9))
+            if count < 1:
+                raise ValueError(f"a {radius_m} m line is shorter than one {step_m:g} m step")
+            self.lines.append((dy, dx, [k * step_m for k in range(1, count + 1)]))
+        self.pad = max(len(d) * max(abs(dy), abs(dx)) for dy, dx, d in self.lines)
+        self.unit = math.tan(math.radians(flat_deg))
+        self.channels = 2 * len(DIRECTIONS)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h, w, p = z.shape[-2], z.shape[-1], self.pad
+        padded = F.pad(z, (p, p, p, p), mode="replicate")
+        features = []
+        for dy, dx, distances in self.lines:
+            slopes = [(padded[:, :, p + dy * k:p + dy * k + h, p + dx * k:p + dx * k + w] - z) / d
+                      for k, d in enumerate(distances, start=1)]
+            stacked = torch.stack(slopes, dim=0)
+            features += [stacked.amax(dim=0), stacked.amin(dim=0)]
+        t = torch.cat(features, dim=1) / self.unit
+        return torch.sign(t) * torch.log1p(torch.abs(t))

@@ -51,6 +51,7 @@ class TrainConfig:
     normalization: Optional[dict[str, Any]] = None  # a card's zscore normalisation for raw chips (NaN = invalid)
     threads: int = 2
     deterministic: bool = True               # torch.use_deterministic_algorithms during training
+    cosine: bool = False                     # anneal every group's rate to 0 over `epochs` (cosine), per epoch
 
 
 @dataclass(frozen=True)
@@ -264,11 +265,14 @@ def train(model: nn.Module, train_set: Data, val_set: Data, config: TrainConfig,
         weights = (None if config.class_weights is None
                    else torch.tensor(config.class_weights, dtype=torch.float32))
         loss_fn, optimizer = _loss(task, weights), _optimizer(model, config)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs) if config.cosine else None
         stale = 0
         for epoch in range(1, config.epochs + 1):
             started, frozen = time.perf_counter(), epoch <= config.freeze_encoder_epochs
             _freeze(model, frozen)
             loss = _train_epoch(model, optimizer, x, labels, loss_fn, config, rng, frozen)
+            if scheduler is not None:
+                scheduler.step()
             metric = validate(model, vx, vlabels, task, config.batch_size)
             result.history.append(Epoch(epoch, loss, metric, frozen, time.perf_counter() - started))
             logger.info("epoch %d/%d: train loss %.4f, validation %s %.4f%s (%.1f s)", epoch, config.epochs, loss,
