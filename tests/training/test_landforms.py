@@ -119,3 +119,24 @@ def test_landform_recipe_trains_exports_and_reports_through_the_engine(tmp_path)
     classes, result = engine_output(out, dem)
     assert classes.shape == (240, 320) and set(np.unique(classes)) <= set(range(1, 11))
     assert result.provider == "CPUExecutionProvider"
+
+
+def test_line_of_sight_features_are_the_steepest_slopes_per_direction():
+    from training.nets import DIRECTIONS, LineOfSight
+
+    stem = LineOfSight(cell_m=30.0, radius_m=90.0)  # 3 axial steps, 2 diagonal ones
+    cols = np.arange(20, dtype=np.float32)
+    plane = torch.from_numpy(np.tile(cols * 3.0, (20, 1))[None, None])  # rises 3 m per 30 m cell eastwards
+    features = stem(plane + 1234.0)[0, :, 10, 10].numpy()
+    unit = np.tan(np.radians(1.0))
+    expected = {(0, 1): 0.1, (0, -1): -0.1, (-1, 0): 0.0, (1, 0): 0.0,
+                (-1, 1): 0.1 / np.sqrt(2), (1, -1): -0.1 / np.sqrt(2)}
+    for i, direction in enumerate(DIRECTIONS):
+        if direction in expected:
+            t = expected[direction] / unit
+            assert features[2 * i] == pytest.approx(np.sign(t) * np.log1p(abs(t)), abs=1e-4)      # steepest up
+            assert features[2 * i + 1] == pytest.approx(np.sign(t) * np.log1p(abs(t)), abs=1e-4)  # and down
+    pit = torch.zeros(1, 1, 15, 15)
+    pit[0, 0, 7, 7] = -30.0
+    around = stem(pit)[0, :, 7, 7].numpy()
+    assert (around[0::2] > 0).all() and stem.pad == 3 and stem.channels == 16  # a pit looks up everywhere
