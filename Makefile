@@ -48,8 +48,10 @@ test-core: setup
 bench: setup
 	$(PY) benchmarks/bench_engine.py
 
-# Rebuild the bundled analytic default model (training/analytic_tpi.py).
+# Retrain every shipped model from training/datasets (fixed seeds) and rewrite its report in training/reports.
 models: training
+	$(PY) -m training landforms
+	$(PY) -m training dem-anomaly
 	$(PY) -m training.analytic_tpi --output resources/models/landforms_tpi.onnx
 
 # The plugin zip: git archive honours .gitattributes export-ignore (tests, training, benchmarks, dev files).

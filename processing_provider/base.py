@@ -46,8 +46,13 @@ def onnxruntime_problem() -> str | None:
     return None
 
 
+DEFAULT_MODEL = "landforms_unet.onnx"
+
+
 def default_model() -> str | None:
-    """The first bundled model (resources/models/*.onnx, by name), if any."""
+    """The bundled landform CNN; failing that the first bundled model (resources/models/*.onnx, by name)."""
+    if (MODELS_DIR / DEFAULT_MODEL).is_file():
+        return str(MODELS_DIR / DEFAULT_MODEL)
     models = sorted(MODELS_DIR.glob("*.onnx")) if MODELS_DIR.is_dir() else []
     return str(models[0]) if models else None
 

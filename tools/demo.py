@@ -13,7 +13,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEM = REPO / "resources" / "samples" / "bigtujunga_dem.tif"
-MODEL = REPO / "resources" / "models" / "landforms_tpi.onnx"
+MODEL = REPO / "resources" / "models" / "landforms_unet.onnx"
 OUT = REPO / "out" / "demo"
 ALGORITHM = "deepstrata:runmodel"
 
@@ -42,7 +42,7 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from render_preview import render
 
-    render(output, png, title="Landforms from DEM (analytic TPI)", under=DEM)
+    render(output, png, title="Landforms from DEM (geomorphon U-Net)", under=DEM)
     print("\nStyled output : " + str(output.relative_to(REPO)) + "  (style " +
           str(output.with_suffix(".qml").relative_to(REPO)) + ")")
     print("Confidence    : " + str(confidence.relative_to(REPO)) + "  (style " +

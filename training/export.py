@@ -87,6 +87,9 @@ def export_model(model: torch.nn.Module, card: dict[str, Any], path: str | os.Pa
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(proto.SerializeToString())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a model is an ordinary readable file
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

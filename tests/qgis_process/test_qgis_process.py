@@ -82,9 +82,11 @@ def test_run_model_without_model_uses_the_bundled_one(enabled, work):
     out = work / "landforms.tif"
     result = qgis_process("--json", "run", "deepstrata:runmodel", "--", f"INPUT={work / DEM.name}", f"OUTPUT={out}")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert any("landforms_tpi.onnx" in line for line in json.loads(result.stdout)["log"]["info"])
+    assert any("landforms_unet.onnx" in line for line in json.loads(result.stdout)["log"]["info"])
     ds = gdal.Open(str(out))
-    assert set(np.unique(ds.ReadAsArray())) <= set(range(1, 7))  # the six slope-position classes
+    forms = ds.ReadAsArray()
+    assert set(np.unique(forms)) <= set(range(1, 11))  # the ten geomorphon forms
+    assert {3, 6, 9} <= set(np.unique(forms))           # ridges, slopes and valleys in these mountains
 
 
 def test_model_info_json(enabled, work):
