@@ -1,7 +1,8 @@
 """``python -m training <command> ...``: the companion training tools (run from the repository root).
 
 Commands: geomorphons (landform labels from a DEM), data (chips, spatial split and statistics report),
-tpi (rebuild the analytic landform model), landforms (train the shipped landform CNN).
+tpi (rebuild the analytic landform model),
+landforms and dem-anomaly (train the shipped landform CNN and terrain anomaly autoencoder).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
 def main(argv: Sequence[str]) -> int:
     commands = _commands()
     if not argv or argv[0] not in commands:
-        print(f"usage: python -m training {{{','.join(commands)}}} ...\n" + " ".join(__doc__.splitlines()[2:4]), file=sys.stderr)
+        print(f"usage: python -m training {{{','.join(commands)}}} ...\n" + " ".join(__doc__.splitlines()[2:5]), file=sys.stderr)
         return 2
     return int(commands[argv[0]](list(argv[1:])) or 0)
 

@@ -19,7 +19,9 @@ def training(*args: str) -> subprocess.CompletedProcess:
 
 def test_usage_lists_the_commands() -> None:
     done = training()
-    assert done.returncode == 2 and "usage: python -m training {geomorphons,data,tpi}" in done.stderr
+    assert done.returncode == 2
+    assert "usage: python -m training {geomorphons,data,tpi,landforms,dem-anomaly}" in done.stderr
+    assert "landforms and dem-anomaly (train" in done.stderr
 
 
 def test_geomorphons_command_writes_landforms(tmp_path: Path) -> None:
