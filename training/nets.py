@@ -22,6 +22,11 @@ def conv_block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
+def local_mean(z: torch.Tensor, radius: int) -> torch.Tensor:
+    """The mean over a (2r+1)^2 window around each cell, over the cells inside the raster at its edges."""
+    return F.avg_pool2d(z, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+
+
 class RelativeRelief(nn.Module):
     """Elevation minus its local mean over a (2r+1)^2 window, divided by `scale` metres: one output channel per
     radius (a single radius gives one channel, several give a multi-scale stack).
@@ -42,7 +47,7 @@ class RelativeRelief(nn.Module):
         return len(self.radii)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        reliefs = [z - F.avg_pool2d(z, 2 * r + 1, stride=1, padding=r, count_include_pad=False) for r in self.radii]
+        reliefs = [z - local_mean(z, r) for r in self.radii]
         return (reliefs[0] if len(reliefs) == 1 else torch.cat(reliefs, dim=1)) / self.scale
 
 
@@ -144,8 +149,7 @@ class ReliefAutoencoder(nn.Module):
         self.size_multiple = self.autoencoder.size_multiple
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        k = 2 * self.radius + 1
-        mean = F.avg_pool2d(z, k, stride=1, padding=self.radius, count_include_pad=False)
+        mean = local_mean(z, self.radius)
         return mean + self.autoencoder((z - mean) / self.scale) * self.scale
 
 
