@@ -9,7 +9,7 @@ export QGIS_PLUGINPATH := $(CURDIR)/$(PLUGINS)
 export PYTHONPATH := $(CURDIR)/$(PLUGINS)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system venv plugin training demo test test-core test-qgis bench models package clean
+.PHONY: setup system venv plugin training demo test test-core test-qgis bench models abu package clean
 
 setup: system venv plugin
 
@@ -52,7 +52,13 @@ bench: setup
 models: training
 	$(PY) -m training landforms
 	$(PY) -m training dem-anomaly
+	$(PY) -m training geology
+	$(PY) -m training transfer-curve
 	$(PY) -m training.analytic_tpi --output resources/models/landforms_tpi.onnx
+
+# The ABU hyperspectral benchmark (autoencoder vs RX) from ../shared/data/anomaly/abu: training/reports/abu.
+abu: training
+	$(PY) -m training abu
 
 # The plugin zip: git archive honours .gitattributes export-ignore (tests, training, benchmarks, dev files).
 package:

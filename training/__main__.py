@@ -2,7 +2,8 @@
 
 Commands: geomorphons (landform labels from a DEM), data (chips, spatial split and statistics report),
 tpi (rebuild the analytic landform model),
-landforms and dem-anomaly (train the shipped landform CNN and terrain anomaly autoencoder).
+landforms, dem-anomaly and geology (train the shipped models), transfer-curve (transfer vs scratch),
+fit-anomaly (an anomaly model for any raster) and abu (the ABU benchmark against RX).
 """
 from __future__ import annotations
 
@@ -11,17 +12,18 @@ from typing import Callable, Sequence
 
 
 def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
-    from . import analytic_tpi, dem_anomaly, geomorphons, landforms
+    from . import abu, analytic_tpi, dem_anomaly, fit_anomaly, geology, geomorphons, landforms, transfer_curve
     from .data import cli
 
     return {"geomorphons": geomorphons.main, "data": cli.main, "tpi": analytic_tpi.main,
-            "landforms": landforms.main, "dem-anomaly": dem_anomaly.main}
+            "landforms": landforms.main, "dem-anomaly": dem_anomaly.main, "geology": geology.main,
+            "transfer-curve": transfer_curve.main, "fit-anomaly": fit_anomaly.main, "abu": abu.main}
 
 
 def main(argv: Sequence[str]) -> int:
     commands = _commands()
     if not argv or argv[0] not in commands:
-        print(f"usage: python -m training {{{','.join(commands)}}} ...\n" + " ".join(__doc__.splitlines()[2:5]), file=sys.stderr)
+        print(f"usage: python -m training {{{','.join(commands)}}} ...\n" + " ".join(__doc__.splitlines()[2:6]), file=sys.stderr)
         return 2
     return int(commands[argv[0]](list(argv[1:])) or 0)
 

@@ -20,8 +20,9 @@ def training(*args: str) -> subprocess.CompletedProcess:
 def test_usage_lists_the_commands() -> None:
     done = training()
     assert done.returncode == 2
-    assert "usage: python -m training {geomorphons,data,tpi,landforms,dem-anomaly}" in done.stderr
-    assert "landforms and dem-anomaly (train" in done.stderr
+    assert ("usage: python -m training {geomorphons,data,tpi,landforms,dem-anomaly,geology,transfer-curve,"
+            "fit-anomaly,abu}") in done.stderr
+    assert "fit-anomaly (an anomaly model for any raster)" in done.stderr
 
 
 def test_geomorphons_command_writes_landforms(tmp_path: Path) -> None:
