@@ -53,6 +53,7 @@ models: training
 	$(PY) -m training landforms
 	$(PY) -m training dem-anomaly
 	$(PY) -m training geology
+	$(PY) -m training ms-anomaly
 	$(PY) -m training transfer-curve
 	$(PY) -m training.analytic_tpi --output resources/models/landforms_tpi.onnx
 

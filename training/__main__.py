@@ -2,7 +2,7 @@
 
 Commands: geomorphons (landform labels from a DEM), data (chips, spatial split and statistics report),
 tpi (rebuild the analytic landform model),
-landforms, dem-anomaly and geology (train the shipped models), transfer-curve (transfer vs scratch),
+landforms, dem-anomaly, geology and ms-anomaly (train the shipped models), transfer-curve (transfer vs scratch),
 fit-anomaly (an anomaly model for any raster) and abu (the ABU benchmark against RX).
 """
 from __future__ import annotations
@@ -12,11 +12,13 @@ from typing import Callable, Sequence
 
 
 def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
-    from . import abu, analytic_tpi, dem_anomaly, fit_anomaly, geology, geomorphons, landforms, transfer_curve
+    from . import (abu, analytic_tpi, dem_anomaly, fit_anomaly, geology, geomorphons, landforms, ms_anomaly,
+                   transfer_curve)
     from .data import cli
 
     return {"geomorphons": geomorphons.main, "data": cli.main, "tpi": analytic_tpi.main,
             "landforms": landforms.main, "dem-anomaly": dem_anomaly.main, "geology": geology.main,
+            "ms-anomaly": ms_anomaly.main,
             "transfer-curve": transfer_curve.main, "fit-anomaly": fit_anomaly.main, "abu": abu.main}
 
 

@@ -106,8 +106,9 @@ class WhitenedAutoencoder(nn.Module):
     back_weight: torch.Tensor
 
     def __init__(self, mean: np.ndarray, basis: np.ndarray, scale: np.ndarray, width: int = 32,
-                 bottleneck: int = 4) -> None:
+                 bottleneck: int = 4, compress: bool = False) -> None:
         super().__init__()
+        self.compress = compress
         bands, k = basis.shape
         project = torch.tensor(basis.T / scale[:, None], dtype=torch.float32)
         self.register_buffer("project_weight", project[:, :, None, None])
@@ -123,7 +124,11 @@ class WhitenedAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = F.conv2d(x, self.project_weight, self.project_bias)
-        return x - F.conv2d(z - self.core(z), self.back_weight)
+        residual = z - self.core(z)
+        if self.compress:  # rescale the residual so that the plugin's MSE is log(1 + ||r||^2), not ||r||^2
+            energy = torch.square(residual).sum(dim=1, keepdim=True)
+            residual = residual * torch.sqrt(torch.log1p(energy) / (energy + 1e-12))
+        return x - F.conv2d(residual, self.back_weight)
 
 
 def check(config: FitConfig) -> None:
@@ -197,21 +202,25 @@ def _band_names(path: PathLike, bands: Sequence[int]) -> list[dict[str, str]]:
     return [{"name": ds.GetRasterBand(b).GetDescription() or f"band {b}"} for b in bands]
 
 
-def fit(raster: PathLike, out: PathLike, config: Optional[FitConfig] = None, bands: Optional[Sequence[int]] = None,
-        name: str = "", kind: str = "any", command: str = "") -> FitResult:
-    """Fit, calibrate and export (see the module docstring); return the written model and its card."""
-    config = config or FitConfig()
-    check(config)
-    started = time.perf_counter()
-    ds = open_raster(raster)
-    # chips on a grid spread over the whole raster, about max_chips of them: a large raster is never read whole
-    stride = max(config.chip, int(np.ceil(np.sqrt(ds.RasterXSize * ds.RasterYSize / config.max_chips))))
-    chips = extract_chips([(raster, None)], config.chip, stride=stride, bands=bands, max_nodata=0.9)
-    if len(chips) < 2:
-        raise DataError(f"{raster} gives {len(chips)} chip(s) of {config.chip} px with valid pixels; "
-                         "fitting needs at least 2 (lower --chip).")
-    rng = np.random.default_rng(config.seed)
-    images = chips.images[np.sort(rng.permutation(len(chips))[:config.max_chips])]
+@dataclass
+class Fitted:
+    """A fitted :class:`WhitenedAutoencoder`: its normalisation, the components kept, each round's training, and
+    the median / MAD of its error over the fitted pixels with the threshold that flags ``flag_fraction``."""
+
+    model: "WhitenedAutoencoder"
+    normalization: dict[str, Any]
+    components: int
+    rounds: list[TrainResult]
+    calibration: dict[str, float]
+    threshold: float
+
+
+def fit_images(images: np.ndarray, config: FitConfig, rng: Optional[np.random.Generator] = None,
+               compress: bool = False) -> Fitted:
+    """Fit on (N, C, H, W) chips (NaN = invalid): whitening, then the trimmed training rounds (module docstring).
+    ``rng`` (default: seeded with ``config.seed``) draws the validation chips; ``compress`` makes the score
+    log(1 + error) (see :class:`WhitenedAutoencoder`), a monotone change that tames its heavy tail."""
+    rng = rng if rng is not None else np.random.default_rng(config.seed)
     norm = normalization(images, config.band_scale)
     x = normalise(images, norm)
     valid = np.isfinite(images).all(axis=1)
@@ -219,7 +228,8 @@ def fit(raster: PathLike, out: PathLike, config: Optional[FitConfig] = None, ban
                                    config.components, config.pca_trim)
     with torch_settings(config.threads, True):
         seed_everything(config.seed)
-        model = WhitenedAutoencoder(mean, basis, scale, config.width, min(config.bottleneck, basis.shape[1]))
+        model = WhitenedAutoencoder(mean, basis, scale, config.width, min(config.bottleneck, basis.shape[1]),
+                                    compress)
     order = rng.permutation(len(images))
     n_val = max(1, int(round(config.validation * len(images))))
     val_index, train_index = order[:n_val], order[n_val:]
@@ -240,10 +250,29 @@ def fit(raster: PathLike, out: PathLike, config: Optional[FitConfig] = None, ban
     median = float(np.median(errors))
     mad = max(float(np.median(np.abs(errors - median))), 1e-12)
     threshold = (float(np.quantile(errors, 1.0 - config.flag_fraction)) - median) / (MAD_SCALE * mad)
-    card = _card(raster, chips.bands, norm, config, basis.shape[1], name, kind, command,
-                 {"median": median, "mad": mad}, threshold, history)
-    path = export_model(model, card, out, tolerance=parity_tolerance(model, basis.shape[0]))
-    return FitResult(path, card, model, history, time.perf_counter() - started)
+    return Fitted(model, norm, basis.shape[1], history, {"median": median, "mad": mad}, threshold)
+
+
+def fit(raster: PathLike, out: PathLike, config: Optional[FitConfig] = None, bands: Optional[Sequence[int]] = None,
+        name: str = "", kind: str = "any", command: str = "") -> FitResult:
+    """Fit, calibrate and export (see the module docstring); return the written model and its card."""
+    config = config or FitConfig()
+    check(config)
+    started = time.perf_counter()
+    ds = open_raster(raster)
+    # chips on a grid spread over the whole raster, about max_chips of them: a large raster is never read whole
+    stride = max(config.chip, int(np.ceil(np.sqrt(ds.RasterXSize * ds.RasterYSize / config.max_chips))))
+    chips = extract_chips([(raster, None)], config.chip, stride=stride, bands=bands, max_nodata=0.9)
+    if len(chips) < 2:
+        raise DataError(f"{raster} gives {len(chips)} chip(s) of {config.chip} px with valid pixels; "
+                         "fitting needs at least 2 (lower --chip).")
+    rng = np.random.default_rng(config.seed)
+    images = chips.images[np.sort(rng.permutation(len(chips))[:config.max_chips])]
+    fitted = fit_images(images, config, rng)
+    card = _card(raster, chips.bands, fitted.normalization, config, fitted.components, name, kind, command,
+                 fitted.calibration, fitted.threshold, fitted.rounds)
+    path = export_model(fitted.model, card, out, tolerance=parity_tolerance(fitted.model, len(chips.bands)))
+    return FitResult(path, card, fitted.model, fitted.rounds, time.perf_counter() - started)
 
 
 def _card(raster: PathLike, bands: Sequence[int], norm: dict[str, Any], config: FitConfig, k: int, name: str,

@@ -20,7 +20,7 @@ def training(*args: str) -> subprocess.CompletedProcess:
 def test_usage_lists_the_commands() -> None:
     done = training()
     assert done.returncode == 2
-    assert ("usage: python -m training {geomorphons,data,tpi,landforms,dem-anomaly,geology,transfer-curve,"
+    assert ("usage: python -m training {geomorphons,data,tpi,landforms,dem-anomaly,geology,ms-anomaly,transfer-curve,"
             "fit-anomaly,abu}") in done.stderr
     assert "fit-anomaly (an anomaly model for any raster)" in done.stderr
 
