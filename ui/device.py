@@ -39,8 +39,9 @@ def device_summary() -> DeviceSummary:
                                                        what, best, listed), best)
     if best in ACCELERATORS:
         what = ACCELERATORS[best]
-        return DeviceSummary(tr("Device: accelerator"), tr("Models run on {0} via {1} (available: {2}).").format(
-                                                           what, best, listed), best)
+        return DeviceSummary(tr("Device: accelerator"), tr("Models run on {0}: device 'auto' picks {1}, the best "
+                                                           "execution provider onnxruntime offers here ({2}).").format(
+                                                               what, best, listed), best)
     return DeviceSummary(tr("Device: CPU"), tr(
         "Models run on the CPU ({0}): this onnxruntime offers no GPU execution provider (available: {1}). "
         "For an NVIDIA GPU install onnxruntime-gpu with matching CUDA/cuDNN libraries, then restart QGIS.").format(

@@ -1,7 +1,11 @@
 """The DeepStrata toolbar: buttons that open the same Processing algorithms as the toolbox and qgis_process."""
 from __future__ import annotations
 
-from qgis.core import QgsRasterLayer
+from functools import partial
+
+from qgis.core import (QgsAnnotationLayer, QgsApplication, QgsMapLayer, QgsMeshLayer, QgsPluginLayer,
+                       QgsPointCloudLayer, QgsProject, QgsRasterLayer, QgsVectorLayer, QgsVectorTileLayer)
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QObject, QTimer
 from qgis.PyQt.QtWidgets import QLabel
 
@@ -12,12 +16,42 @@ except ImportError:  # Qt5
 
 from ..processing_provider.base import icon, tr
 from .device import DeviceSummary, device_summary
+from .fit import ANOMALIES, GEOLOGY, LANDFORMS, LayerFacts, title, workflow_fit
 
 RUN_MODEL = "deepstrata:runmodel"
 MODEL_INFO = "deepstrata:modelinfo"
+# workflow -> (Processing algorithm, icon, action object name), in toolbar order
+WORKFLOWS = {
+    LANDFORMS: ("deepstrata:classifylandforms", "landforms.svg", "DeepStrataLandforms"),
+    GEOLOGY: ("deepstrata:mapgeology", "geology.svg", "DeepStrataGeology"),
+    ANOMALIES: ("deepstrata:detectanomalies", "anomalies.svg", "DeepStrataAnomalies"),
+}
 MENU = "&DeepStrata"
 # Probing onnxruntime takes a moment: do it after QGIS has finished starting, not while the plugin loads.
 DEVICE_PROBE_DELAY_MS = 1500
+_KINDS = ((QgsVectorLayer, "vector"), (QgsMeshLayer, "mesh"), (QgsPointCloudLayer, "point cloud"),
+          (QgsVectorTileLayer, "vector tile"), (QgsAnnotationLayer, "annotation"), (QgsPluginLayer, "plugin"))
+
+
+def algorithm_loaded(alg_id: str) -> bool:
+    return QgsApplication.processingRegistry().algorithmById(alg_id) is not None
+
+
+def layer_facts(layer: QgsMapLayer | None) -> LayerFacts | None:
+    """The plain facts `workflow_fit` decides on: kind, data provider, band count, first band's data type."""
+    if layer is None:
+        return None
+    if not isinstance(layer, QgsRasterLayer):
+        kind = next((name for cls, name in _KINDS if isinstance(layer, cls)), "non-raster")
+        return LayerFacts(layer.name(), kind=kind, provider=layer.providerType(), bands=0)
+    provider = layer.dataProvider()
+    valid = layer.isValid() and provider is not None
+    bands = layer.bandCount() if valid else 0
+    data_type = ""
+    if bands:
+        value = provider.dataType(1)
+        data_type = str(getattr(value, "name", value))
+    return LayerFacts(layer.name(), "raster", layer.providerType(), bands, data_type, valid)
 
 
 class DeepStrataToolbar(QObject):
@@ -28,6 +62,15 @@ class DeepStrataToolbar(QObject):
         self.toolbar = iface.addToolBar(tr("DeepStrata"))
         self.toolbar.setObjectName("DeepStrataToolbar")
         self.toolbar.setToolTip(tr("DeepStrata: run ONNX deep-learning models on raster layers"))
+
+        self.workflow_actions: dict[str, QAction] = {}
+        for workflow, (_alg_id, icon_name, object_name) in WORKFLOWS.items():
+            action = QAction(icon(icon_name), title(workflow) + "…", parent)
+            action.setObjectName(object_name)
+            action.triggered.connect(partial(self.run_workflow, workflow))
+            self.workflow_actions[workflow] = action
+            self.toolbar.addAction(action)
+        self.separator = self.toolbar.addSeparator()
 
         self.run_action = QAction(icon("run_model.svg"), tr("Run model…"), parent)
         self.run_action.setObjectName("DeepStrataRunModel")
@@ -46,17 +89,30 @@ class DeepStrataToolbar(QObject):
         self.device_label_action = self.toolbar.addWidget(self.device_label)
         self.device: DeviceSummary | None = None
         self._unloaded = False
+        self._watched: QgsMapLayer | None = None  # the active layer, whose source or name changes refresh
 
-        for action in (self.run_action, self.info_action):
+        for action in self.actions():
             iface.addPluginToRasterMenu(MENU, action)
-        iface.currentLayerChanged.connect(self.refresh)
+        self._signals = [(iface.currentLayerChanged, self.refresh)]
+        project, registry = QgsProject.instance(), QgsApplication.processingRegistry()
+        for signal in (project.layersAdded, project.layersRemoved, registry.providerAdded, registry.providerRemoved):
+            self._signals.append((signal, self.refresh))
+        for signal, slot in self._signals:
+            signal.connect(slot)
         self.refresh()
         QTimer.singleShot(DEVICE_PROBE_DELAY_MS, self.update_device)
 
+    def actions(self) -> list[QAction]:
+        """Every action this toolbar adds, in toolbar order (the Raster > DeepStrata menu has the same)."""
+        return [*self.workflow_actions.values(), self.run_action, self.info_action]
+
     # ------------------------------------------------------------------ state
     def refresh(self, *_args) -> None:
-        """Enable 'Run model' only for a raster layer, and say why when it is disabled."""
+        """Enable each action only for a layer it can run on, and say why (not) in its tooltip."""
+        if self._unloaded:
+            return
         layer = self.iface.activeLayer()
+        self._watch(layer)
         if layer is None:
             enabled, tip = False, tr("Select a raster layer in the Layers panel to run a model on it.")
         elif not isinstance(layer, QgsRasterLayer):
@@ -64,9 +120,39 @@ class DeepStrataToolbar(QObject):
                                      "to run a model on it.").format(layer.name())
         else:
             enabled, tip = True, tr("Run an ONNX model on '{0}'").format(layer.name())
-        self.run_action.setEnabled(enabled)
-        self.run_action.setToolTip(tip)
-        self.run_action.setStatusTip(tip)
+        self._show(self.run_action, enabled, tip)
+        facts = layer_facts(layer)
+        for workflow, action in self.workflow_actions.items():
+            self._show(action, *self.fit(workflow, facts))
+
+    def fit(self, workflow: str, facts: LayerFacts | None) -> tuple[bool, str]:
+        return workflow_fit(workflow, facts, algorithm_loaded=algorithm_loaded(WORKFLOWS[workflow][0]))
+
+    @staticmethod
+    def _show(action: QAction, enabled: bool, tip: str) -> None:
+        action.setEnabled(enabled)
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+
+    def _watch(self, layer: QgsMapLayer | None) -> None:
+        """Follow the active layer's data source and name, which the tooltips depend on."""
+        if layer is self._watched:
+            return
+        self._unwatch()
+        if layer is not None:
+            layer.dataSourceChanged.connect(self.refresh)
+            layer.nameChanged.connect(self.refresh)
+            self._watched = layer
+
+    def _unwatch(self) -> None:
+        layer, self._watched = self._watched, None
+        if layer is None or sip.isdeleted(layer):
+            return
+        for signal in (layer.dataSourceChanged, layer.nameChanged):
+            try:
+                signal.disconnect(self.refresh)
+            except (TypeError, RuntimeError):  # already disconnected
+                pass
 
     def update_device(self) -> DeviceSummary:
         """Probe onnxruntime (once) and show which device 'auto' uses; safe without onnxruntime."""
@@ -78,6 +164,16 @@ class DeepStrataToolbar(QObject):
         return self.device or device_summary()
 
     # ------------------------------------------------------------------ actions
+    def run_workflow(self, workflow: str, *_args) -> None:
+        """Open the workflow's Processing dialog on the active layer (the same algorithm as the toolbox)."""
+        layer = self.iface.activeLayer()
+        if not self.fit(workflow, layer_facts(layer))[0]:
+            self.refresh()
+            return
+        import processing
+
+        processing.execAlgorithmDialog(WORKFLOWS[workflow][0], {"INPUT": layer})
+
     def run_model(self) -> None:
         layer = self.iface.activeLayer()
         if not isinstance(layer, QgsRasterLayer):
@@ -93,15 +189,19 @@ class DeepStrataToolbar(QObject):
         processing.execAlgorithmDialog(MODEL_INFO, {})
 
     def unload(self) -> None:
-        try:
-            self.iface.currentLayerChanged.disconnect(self.refresh)
-        except (TypeError, RuntimeError):  # already disconnected
-            pass
-        for action in (self.run_action, self.info_action):
+        if self._unloaded:
+            return
+        self._unloaded = True
+        for signal, slot in self._signals:
+            try:
+                signal.disconnect(slot)
+            except (TypeError, RuntimeError):  # already disconnected
+                pass
+        self._unwatch()
+        for action in self.actions():
             self.iface.removePluginRasterMenu(MENU, action)
             self.toolbar.removeAction(action)
             action.deleteLater()
         self.iface.mainWindow().removeToolBar(self.toolbar)
         self.toolbar.deleteLater()
-        self._unloaded = True
         self.deleteLater()
