@@ -14,7 +14,8 @@ from .errors import CancelledError, ModelError
 from .heads import Head, make_head
 from .model import Model, check_channels, load_model
 from .plan import Plan, make_plan
-from .raster import RasterSource, StripReader, extent_to_window, map_bands, open_raster, pixel_size_m
+from .raster import (RasterSource, StripReader, extent_to_window, input_rescaling, map_bands, open_raster,
+                     pixel_size_m)
 from .stream import Prefetcher, StripAccumulator, normalize
 from .tiling import TileGrid, Window
 from .writer import BlockRowBuffer, RasterWriter, check_output_path
@@ -36,6 +37,10 @@ class RunOptions:
     confidence_path: str | None = None
     threads: int = 0  # onnxruntime intra-op threads; 0 = its default
     chunk_width: int = 4096  # output columns processed at once; bounds memory on very wide rasters
+    # Per model channel, raw value * input_scale + input_offset before the card's normalisation (e.g. a sensor's
+    # digital numbers to the unit the model was trained on; see presets.py). None: the raw values.
+    input_scale: Sequence[float] | None = None
+    input_offset: Sequence[float] | None = None
 
 
 @dataclass
@@ -204,8 +209,9 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
     if not isinstance(model, Model):
         model = load_model(model, options.device, options.threads)
     warnings = list(model.warnings)
+    scale, offset = input_rescaling(options.input_scale, options.input_offset, model.card) or (None, None)
     ds = open_raster(input_path)
-    source = RasterSource(input_path, ds, map_bands(ds, model.card, options.bands, input_path))
+    source = RasterSource(input_path, ds, map_bands(ds, model.card, options.bands, input_path), scale, offset)
     _input_warnings(source, model, warnings)
     output = extent_to_window(ds, options.extent, input_path) if options.extent else source.window
     plan = make_plan(model, output, options, lambda message: _warn(warnings, message))

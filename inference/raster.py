@@ -23,6 +23,8 @@ class RasterSource:
     path: str
     dataset: gdal.Dataset
     bands: list[int]
+    scale: np.ndarray | None = None  # (bands,) float32: value * scale + offset before normalisation
+    offset: np.ndarray | None = None
 
     @property
     def width(self) -> int:
@@ -50,7 +52,10 @@ class RasterSource:
         self.dataset.ReadAsArray(x0, y0, w, h, buf_obj=data, band_list=self.bands, buf_type=gdal.GDT_Float32)
         valid[:] = True
         for i, index in enumerate(self.bands):
-            valid &= _band_validity(self.dataset.GetRasterBand(index), data[i], Window(x0, y0, w, h))
+            valid &= band_validity(self.dataset.GetRasterBand(index), data[i], Window(x0, y0, w, h))
+        if self.scale is not None and self.offset is not None:  # after validity: nodata stays invalid
+            data *= self.scale[:, None, None]
+            data += self.offset[:, None, None]
         # Drop the blocks GDAL cached: StripReader reads whole block rows once, and a cache that fills with the
         # whole raster would make memory grow with raster size.
         self.dataset.FlushCache()
@@ -104,7 +109,7 @@ class StripReader:
         return data.copy(), valid.copy()
 
 
-def _band_validity(band: gdal.Band, values: np.ndarray, win: Window) -> np.ndarray:
+def band_validity(band: gdal.Band, values: np.ndarray, win: Window) -> np.ndarray:
     """Valid pixels of one band: its nodata value or mask band, and finite values for float bands."""
     flags = band.GetMaskFlags()
     if flags & gdal.GMF_ALL_VALID:
@@ -170,6 +175,31 @@ def map_bands(ds: gdal.Dataset, card: ModelCard, bands: Sequence[int] | None, pa
                      f"'{os.path.basename(path)}' has {count} band{plural}. Choose which raster bands feed the "
                      f"model (Bands / --bands, e.g. {','.join(str(i + 1) for i in range(min(need, count)))}), "
                      "or use a raster with the bands the model expects.")
+
+
+def input_rescaling(scale: Sequence[float] | None, offset: Sequence[float] | None,
+                    card: ModelCard) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-channel (scale, offset) as float32 arrays, or None where they change nothing (the raw values are used)."""
+    if scale is None and offset is None:
+        return None
+    need = len(card.input.bands)
+    arrays = []
+    for name, values, default in (("input scale", scale, 1.0), ("input offset", offset, 0.0)):
+        if values is None:
+            arrays.append(np.full(need, default, dtype=np.float32))
+            continue
+        values = [float(v) for v in values]
+        if len(values) != need:
+            raise InputError(f"The {name} has {len(values)} value{'s' if len(values) != 1 else ''} but the model "
+                             f"takes {need} band{'s' if need != 1 else ''} ({_describe_bands(card)}). "
+                             f"Give one {name} per model band, in the model's order.")
+        if not all(math.isfinite(v) for v in values):
+            raise InputError(f"The {name} ({', '.join(f'{v:g}' for v in values)}) contains a value that is not "
+                             "a finite number. Give finite numbers.")
+        arrays.append(np.asarray(values, dtype=np.float32))
+    if (arrays[0] == 1).all() and (arrays[1] == 0).all():
+        return None
+    return arrays[0], arrays[1]
 
 
 def extent_to_window(ds: gdal.Dataset, extent: Sequence[float], path: str) -> Window:

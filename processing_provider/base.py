@@ -12,7 +12,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
+import os
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProviderRegistry,
+    QgsRasterLayer,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -47,6 +57,16 @@ def onnxruntime_problem() -> str | None:
 
 
 DEFAULT_MODEL = "landforms_unet.onnx"
+# The engine's device names (deepstrata.inference.DEVICES), listed here so that the parameters can be built
+# without importing the engine, in the order users pick them (auto, then cpu); a test checks the two agree.
+DEVICES = ("auto", "cpu", "cuda", "tensorrt", "directml", "coreml", "openvino")
+ADVANCED = QgsProcessingParameterDefinition.Flag.FlagAdvanced
+
+
+def bundled_model(name: str) -> str | None:
+    """resources/models/<name> when it ships with the plugin."""
+    path = MODELS_DIR / name
+    return str(path) if path.is_file() else None
 
 
 def default_model() -> str | None:
@@ -154,8 +174,49 @@ class DeepStrataAlgorithm(QgsProcessingAlgorithm):
         problem = onnxruntime_problem()
         return (False, self.tr(problem)) if problem else (True, "")
 
+    def add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
+        """addParameter with its help text (tooltips, the modeler) and, for tuning knobs, the advanced flag."""
+        parameter.setHelp(self.tr(help_text))
+        if advanced:
+            parameter.setFlags(parameter.flags() | ADVANCED)
+        self.addParameter(parameter)
+
+    def optional_int(self, parameters, key: str, context: QgsProcessingContext) -> int | None:
+        """An optional integer parameter: None when empty or 0."""
+        if parameters.get(key) in (None, ""):
+            return None
+        return self.parameterAsInt(parameters, key, context) or None
+
     def check_can_execute(self) -> None:
         """processAlgorithm's guard: qgis_process and processing.run do not call canExecute() themselves."""
         ok, message = self.canExecute()
         if not ok:
             raise QgsProcessingException(message)
+
+
+def gdal_path(layer: QgsRasterLayer) -> str:
+    """What GDAL opens for `layer`; a clear error for layers that are not GDAL files (WMS, XYZ, PostGIS)."""
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(
+            f"The input layer '{layer.name()}' comes from the '{layer.providerType()}' data provider, but "
+            "DeepStrata reads rasters with GDAL from a file. Save it as a GeoTIFF first (right-click the layer > "
+            "Export > Save As...) and run the model on that file.")
+    parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
+    path = parts.get("path") or layer.source()
+    if parts.get("layerName") or parts.get("openOptions") or not path:
+        return layer.source()
+    if not path.startswith("/vsi") and not os.path.exists(path):
+        raise QgsProcessingException(
+            f"The input layer '{layer.name()}' points to '{path}', which does not exist. Fix the layer's "
+            "source (right-click > Change Data Source...) or save it as a GeoTIFF.")
+    return path
+
+
+def available() -> list:
+    """onnxruntime's execution providers here, for the log; empty if it cannot tell."""
+    from ..inference import available_providers
+
+    try:
+        return available_providers()
+    except Exception:  # noqa: BLE001 (only informative here)
+        return []

@@ -5,10 +5,14 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .base import icon, onnxruntime_problem, tr
+from .classify_landforms import ClassifyLandformsAlgorithm
+from .detect_anomalies import DetectAnomaliesAlgorithm
+from .map_geology import MapGeologyAlgorithm
 from .model_info import ModelInfoAlgorithm
 from .run_model import RunModelAlgorithm
 
-ALGORITHMS = (RunModelAlgorithm, ModelInfoAlgorithm)
+ALGORITHMS = (ClassifyLandformsAlgorithm, MapGeologyAlgorithm, DetectAnomaliesAlgorithm, RunModelAlgorithm,
+              ModelInfoAlgorithm)
 
 
 class DeepStrataProvider(QgsProcessingProvider):

@@ -9,24 +9,17 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProviderRegistry,
     QgsRasterLayer,
 )
 
-from .base import DeepStrataAlgorithm, FeedbackAdapter, default_model, engine_errors
+from .base import DEVICES, DeepStrataAlgorithm, FeedbackAdapter, available, default_model, engine_errors, gdal_path
 from .styling import style_on_load
-
-# The engine's device names (deepstrata.inference.DEVICES), listed here so that the parameters can be built
-# without importing the engine, in the order users pick them (auto, then cpu); a test checks the two agree.
-DEVICES = ("auto", "cpu", "cuda", "tensorrt", "directml", "coreml", "openvino")
-ADVANCED = QgsProcessingParameterDefinition.Flag.FlagAdvanced
 
 
 class RunModelAlgorithm(DeepStrataAlgorithm):
@@ -76,21 +69,21 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
-        self._add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster layer")),
+        self.add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster layer")),
                   "A raster layer read from a file by GDAL (GeoTIFF, VRT, ...).")
         # Optional, falling back to the bundled model: qgis_process (3.22) ignores the default of a required file.
         model = QgsProcessingParameterFile(self.MODEL, self.tr("ONNX model"),
                                            behavior=QgsProcessingParameterFile.Behavior.File, extension="onnx",
                                            defaultValue=default_model(), optional=True)
-        self._add(model, "A .onnx file with a DeepStrata model card (or Deepness metadata). Empty: the model "
+        self.add(model, "A .onnx file with a DeepStrata model card (or Deepness metadata). Empty: the model "
                          "bundled with the plugin (landforms from a 30 m DEM).")
-        self._add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands in model channel order"), None, self.INPUT,
+        self.add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands in model channel order"), None, self.INPUT,
                                              optional=True, allowMultiple=True),
                   "One raster band per model input channel, in order. Empty: bands are matched by the card's "
                   "band names (e.g. B4, elevation), or 1..N.")
-        self._add(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent to process"), optional=True),
+        self.add(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent to process"), optional=True),
                   "Only this area is processed and written. Empty: the whole raster.")
-        self._add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(DEVICES),
+        self.add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(DEVICES),
                                              defaultValue=0),
                   "auto: the best execution provider available (GPU first, then CPU).", advanced=True)
         for key, label, help_text in (
@@ -102,19 +95,13 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
                  "Pixels shared by neighbouring tiles, blended smoothly; at least twice the card's margin.")):
             number = QgsProcessingParameterNumber(key, self.tr(label), QgsProcessingParameterNumber.Type.Integer,
                                                   optional=True, minValue=0)
-            self._add(number, help_text, advanced=True)
-        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Model output")),
+            self.add(number, help_text, advanced=True)
+        self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Model output")),
                   "GeoTIFF with the model's classes, values or scores; a QML style is written beside it.")
-        self._add(QgsProcessingParameterRasterDestination(self.CONFIDENCE, self.tr("Confidence (0..1)"),
+        self.add(QgsProcessingParameterRasterDestination(self.CONFIDENCE, self.tr("Confidence (0..1)"),
                                                           optional=True, createByDefault=False),
                   "Optional Float32 raster: the probability of the winning class (class models only).")
         self.addOutput(QgsProcessingOutputString(self.PROVIDER, self.tr("Execution provider that ran")))
-
-    def _add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
-        parameter.setHelp(self.tr(help_text))
-        if advanced:
-            parameter.setFlags(parameter.flags() | ADVANCED)
-        self.addParameter(parameter)
 
     # ------------------------------------------------------------------ running
     def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
@@ -134,9 +121,9 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
             bands=self.parameterAsInts(parameters, self.BANDS, context) or None,
             extent=self._extent(parameters, context, layer),
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
-            tile_size=self._optional_int(parameters, self.TILE_SIZE, context),
-            batch_size=self._optional_int(parameters, self.BATCH_SIZE, context),
-            overlap=self._optional_int(parameters, self.OVERLAP, context),
+            tile_size=self.optional_int(parameters, self.TILE_SIZE, context),
+            batch_size=self.optional_int(parameters, self.BATCH_SIZE, context),
+            overlap=self.optional_int(parameters, self.OVERLAP, context),
             confidence_path=self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context) or None,
         )
         output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
@@ -146,7 +133,7 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
             report.info(f"Model: {card.name}" + (f" {card.version}" if card.version else "")
                         + f" ({os.path.basename(model_path)}), task: {card.task}")
             report.info(f"Execution provider: {model.provider} (device '{options.device}'; "
-                        f"available here: {', '.join(_available())})")
+                        f"available here: {', '.join(available())})")
             report.warnings(model.warnings)
             result = run_model(model, input_path, output_path, options,
                                on_progress=report.on_progress, is_cancelled=report.is_cancelled)
@@ -170,35 +157,3 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
         if rect.isNull() or rect.isEmpty():
             return None
         return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
-
-    def _optional_int(self, parameters, key: str, context: QgsProcessingContext) -> int | None:
-        if parameters.get(key) in (None, ""):
-            return None
-        return self.parameterAsInt(parameters, key, context) or None
-
-
-def gdal_path(layer: QgsRasterLayer) -> str:
-    """What GDAL opens for `layer`; a clear error for layers that are not GDAL files (WMS, XYZ, PostGIS)."""
-    if layer.providerType() != "gdal":
-        raise QgsProcessingException(
-            f"The input layer '{layer.name()}' comes from the '{layer.providerType()}' data provider, but "
-            "DeepStrata reads rasters with GDAL from a file. Save it as a GeoTIFF first (right-click the layer > "
-            "Export > Save As...) and run the model on that file.")
-    parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
-    path = parts.get("path") or layer.source()
-    if parts.get("layerName") or parts.get("openOptions") or not path:
-        return layer.source()
-    if not path.startswith("/vsi") and not os.path.exists(path):
-        raise QgsProcessingException(
-            f"The input layer '{layer.name()}' points to '{path}', which does not exist. Fix the layer's "
-            "source (right-click > Change Data Source...) or save it as a GeoTIFF.")
-    return path
-
-
-def _available() -> list:
-    from ..inference import available_providers
-
-    try:
-        return available_providers()
-    except Exception:  # noqa: BLE001 (only informative here)
-        return []

@@ -247,6 +247,22 @@ def identity_regressor(path: "str | Path", bands: int = 1, tile_size: int = 64, 
     return save(_identity_graph(bands), path, meta)
 
 
+OLI_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7")
+
+
+def oli_bands() -> list[dict[str, str]]:
+    """The input bands of DeepStrata's multispectral models: B2-B7 in unit DN (Landsat 8/9 OLI Level-1)."""
+    return [{"name": name, "unit": "DN"} for name in OLI_BANDS]
+
+
+def oli_identity(path: "str | Path", tile_size: int = 64, **card_overrides: Any) -> Path:
+    """identity_regressor with the input of DeepStrata's multispectral models (oli_bands(), kind multispectral):
+    output = input, so a run shows exactly what the model was fed."""
+    overrides = {"kind": "multispectral", **card_overrides}
+    overrides["input"] = {"bands": oli_bands(), **card_overrides.get("input", {})}
+    return identity_regressor(path, bands=len(OLI_BANDS), tile_size=tile_size, **overrides)
+
+
 def _smoothing_graph(bands: int) -> onnx.ModelProto:
     """Per-band 3x3 mean over the valid neighbours: conv(x) / conv(ones), so edges are not biased to 0."""
     weight = np.ones((bands, 1, 3, 3), dtype=np.float32)

@@ -12,7 +12,7 @@ from qgis.core import (
 from deepstrata.processing_provider.provider import ALGORITHMS
 
 ADVANCED = QgsProcessingParameterDefinition.Flag.FlagAdvanced
-TUNING = {"DEVICE", "TILE_SIZE", "BATCH_SIZE", "OVERLAP"}
+TUNING = {"DEVICE", "TILE_SIZE", "BATCH_SIZE", "OVERLAP", "MTL"}
 
 
 @pytest.fixture(params=[cls.__name__ for cls in ALGORITHMS])
@@ -27,7 +27,9 @@ def test_provider(ds_provider: QgsProcessingProvider):
     assert ds_provider.svgIconPath().endswith("resources/icons/deepstrata.svg")
     assert ds_provider.supportedOutputRasterLayerExtensions() == ["tif"]
     assert ds_provider.warningMessage() == ""  # onnxruntime is installed here
-    assert sorted(a.id() for a in ds_provider.algorithms()) == ["deepstrata:modelinfo", "deepstrata:runmodel"]
+    assert sorted(a.id() for a in ds_provider.algorithms()) == [
+        "deepstrata:classifylandforms", "deepstrata:detectanomalies", "deepstrata:mapgeology", "deepstrata:modelinfo",
+        "deepstrata:runmodel"]
 
 
 def test_identity_and_texts(algorithm: QgsProcessingAlgorithm):
@@ -68,8 +70,10 @@ def test_empty_parameters_are_refused(algorithm: QgsProcessingAlgorithm):
     """checkParameterValues (which processing.run and qgis_process call first) refuses missing required values."""
     required = [p.name() for p in algorithm.parameterDefinitions()
                 if not p.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional and not p.isDestination()]
-    # runmodel falls back to the bundled model (qgis_process 3.22 ignores defaults of required files)
-    assert set(required) == {"runmodel": {"INPUT", "DEVICE"}, "modelinfo": {"MODEL"}}[algorithm.name()]
+    # MODEL is optional where a bundled model is the fallback (qgis_process 3.22 ignores defaults of required files)
+    assert set(required) == {"runmodel": {"INPUT", "DEVICE"}, "modelinfo": {"MODEL"},
+                             "classifylandforms": {"INPUT", "DEVICE"}, "mapgeology": {"INPUT", "DEVICE", "PRESET"},
+                             "detectanomalies": {"INPUT", "DEVICE", "PRESET", "MIN_AREA"}}[algorithm.name()]
     ok, message = algorithm.checkParameterValues({}, QgsProcessingContext())
     assert not ok
     assert any(name in message for name in required), message

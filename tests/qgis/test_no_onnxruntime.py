@@ -69,7 +69,8 @@ def test_fresh_python_without_onnxruntime_loads_the_provider(tmp_path):
                             env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": path})
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if line[:3] in ("ALG", "CAN", "LOA", "AFT"))
-    assert lines["ALGS"] == "['deepstrata:modelinfo', 'deepstrata:runmodel']"
+    assert lines["ALGS"] == ("['deepstrata:classifylandforms', 'deepstrata:detectanomalies', 'deepstrata:mapgeology', "
+                             "'deepstrata:modelinfo', 'deepstrata:runmodel']")
     assert lines["CAN"] == "False"
     assert lines["LOADED"] == "False"
     assert lines["AFTER"] == "None"

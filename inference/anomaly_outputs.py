@@ -1,0 +1,176 @@
+"""What a calibrated anomaly score raster becomes: a mask of flagged pixels, and one polygon per anomalous patch.
+
+Both read the score raster in windows (block rows for the mask, each patch's bounding box for the polygons),
+never whole, and write atomically: a temporary name, renamed when complete.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+from xml.sax.saxutils import escape
+
+import numpy as np
+from osgeo import gdal, ogr, osr
+
+from .card import ClassInfo
+from .errors import CancelledError, InputError
+from .raster import band_validity, open_raster
+from .style import paletted_qml
+from .tiling import Window
+from .vectorize import AreaMeter, pixel_window, write_polygons
+from .writer import BLOCK, RasterTarget, RasterWriter, check_output_path
+
+gdal.UseExceptions()
+
+Cancelled = Callable[[], bool]
+Progress = Callable[[float], None]
+MASK_NODATA = 255
+MASK_CLASSES = (ClassInfo(0, "normal", "#f7f7f7", "score below the threshold"),
+                ClassInfo(1, "anomaly", "#d7191c", "score at or above the threshold"))
+_CHUNK = 16 * BLOCK  # columns per read: whole tiles of the output, bounded memory on very wide rasters
+
+
+@dataclass(frozen=True)
+class MaskStats:
+    flagged: int  # pixels with score >= threshold
+    valid: int  # pixels with a score (not nodata)
+    fraction: float  # flagged / valid (0 where nothing is valid)
+    path: str = ""
+    style_path: str = ""
+
+
+def write_mask(score_path: str, threshold: float, mask_path: str, is_cancelled: Cancelled | None = None,
+               on_progress: Progress | None = None) -> MaskStats:
+    """A Byte GeoTIFF on the score's grid: 1 where score >= `threshold`, 0 below, 255 (nodata) where the score is
+    nodata; with a colour table, category names ``normal``/``anomaly`` and a paletted QML style beside it."""
+    if not math.isfinite(threshold):
+        raise InputError(f"The anomaly threshold must be a finite number, not {threshold}.")
+    check_output_path(mask_path, score_path)
+    cancelled = is_cancelled or (lambda: False)
+    progress = on_progress or (lambda fraction: None)
+    ds = open_raster(score_path)
+    band = ds.GetRasterBand(1)
+    width, height = ds.RasterXSize, ds.RasterYSize
+    metadata = {"DEEPSTRATA_THRESHOLD": f"{threshold:.9g}", "DEEPSTRATA_SCORE": os.path.basename(score_path)}
+    target = RasterTarget(mask_path, np.dtype(np.uint8), MASK_NODATA, ["anomaly mask"], MASK_CLASSES, metadata)
+    writer = RasterWriter(target, width, height, ds.GetGeoTransform(can_return_null=False), ds.GetProjection() or "")
+    flagged = valid_count = 0
+    try:
+        for y in range(0, height, BLOCK):
+            h = min(BLOCK, height - y)
+            for x in range(0, width, _CHUNK):
+                if cancelled():
+                    raise CancelledError()
+                w = min(_CHUNK, width - x)
+                scores = band.ReadAsArray(x, y, w, h, buf_type=gdal.GDT_Float32)
+                valid = band_validity(band, scores, Window(x, y, w, h))
+                hit = valid & (scores >= np.float32(threshold))
+                out = np.where(valid, hit.astype(np.uint8), np.uint8(MASK_NODATA)).astype(np.uint8)
+                writer.write(x, y, out[None])
+                flagged += int(hit.sum())
+                valid_count += int(valid.sum())
+            ds.FlushCache()
+            progress(min(1.0, (y + h) / height))
+        style = writer.commit(paletted_qml(MASK_CLASSES))
+    except BaseException:
+        writer.abort()
+        raise
+    return MaskStats(flagged, valid_count, flagged / valid_count if valid_count else 0.0, mask_path, style)
+
+
+def _flagged_band(mask_path: str, ds: gdal.Dataset) -> gdal.Dataset:
+    """A virtual raster of the mask with only the value 1 kept (0 and 255 become 0, its nodata), so that its mask
+    band selects the flagged pixels for gdal.Polygonize."""
+    xml = (f"<VRTDataset rasterXSize=\"{ds.RasterXSize}\" rasterYSize=\"{ds.RasterYSize}\">"
+           f"<GeoTransform>{', '.join(repr(v) for v in ds.GetGeoTransform(can_return_null=False))}</GeoTransform>"
+           "<VRTRasterBand dataType=\"Byte\" band=\"1\"><NoDataValue>0</NoDataValue><ComplexSource>"
+           f"<SourceFilename relativeToVRT=\"0\">{escape(os.path.abspath(mask_path))}</SourceFilename>"
+           "<SourceBand>1</SourceBand><LUT>0:0,1:1,2:0,255:0</LUT></ComplexSource></VRTRasterBand></VRTDataset>")
+    return gdal.Open(xml)
+
+
+class _Zonal:
+    """Score statistics inside one polygon: the polygon burnt into a raster of its bounding window only."""
+
+    def __init__(self, score: gdal.Dataset) -> None:
+        self.score, self.band = score, score.GetRasterBand(1)
+        self.gt = score.GetGeoTransform(can_return_null=False)
+        self.layer_ds = ogr.GetDriverByName("Memory").CreateDataSource("zonal")
+        self.projection = score.GetProjection() or ""
+        srs = osr.SpatialReference(wkt=self.projection) if self.projection else None
+        self.layer = self.layer_ds.CreateLayer("patch", srs, ogr.wkbPolygon)
+
+    def __call__(self, geometry: ogr.Geometry) -> tuple[int, float, float] | None:
+        """(pixels, peak, mean) of the valid scores inside `geometry`; None if it covers no valid score."""
+        window = pixel_window(geometry, self.gt, self.score.RasterXSize, self.score.RasterYSize)
+        if window is None:
+            return None
+        x, y, w, h = window
+        burn = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
+        gt = self.gt
+        burn.SetGeoTransform((gt[0] + x * gt[1] + y * gt[2], gt[1], gt[2], gt[3] + x * gt[4] + y * gt[5], gt[4], gt[5]))
+        if self.projection:  # the same CRS on both sides: no transformer, no warning
+            burn.SetProjection(self.projection)
+        feature = ogr.Feature(self.layer.GetLayerDefn())
+        feature.SetGeometry(geometry)
+        self.layer.CreateFeature(feature)
+        try:
+            gdal.RasterizeLayer(burn, [1], self.layer, burn_values=[1])
+        finally:
+            self.layer.DeleteFeature(feature.GetFID())
+        inside = burn.ReadAsArray() > 0
+        scores = self.band.ReadAsArray(x, y, w, h, buf_type=gdal.GDT_Float32)
+        values = scores[inside & band_validity(self.band, scores, Window(x, y, w, h))]
+        if not values.size:
+            return None
+        return int(inside.sum()), float(values.max()), float(values.mean(dtype=np.float64))
+
+
+def anomaly_polygons(mask_path: str, score_path: str, out_path: str, min_area_m2: float = 0.0,
+                     is_cancelled: Cancelled | None = None, on_progress: Progress | None = None,
+                     connectedness: int = 4, overwrite: bool = False, layer_name: str = "anomalies") -> int:
+    """One polygon per patch of flagged pixels (mask value 1) of at least `min_area_m2`; returns their count.
+
+    Fields: ``area_m2`` (see vectorize.AreaMeter), ``pixels`` (pixels in the patch), ``peak_score`` and
+    ``mean_score`` (maximum and mean of the score raster inside the patch). Features are in the order
+    gdal.Polygonize finds the patches (top to bottom), not sorted; sort by peak_score in the attribute table.
+    The output format follows the extension (.gpkg, .shp, .geojson, .fgb); the mask and the score raster must
+    share a grid.
+    """
+    if not (math.isfinite(min_area_m2) and min_area_m2 >= 0):
+        raise InputError(f"The minimum patch area must be 0 or more square metres, not {min_area_m2}.")
+    mask_ds, score = open_raster(mask_path), open_raster(score_path)
+    _same_grid(mask_ds, score, mask_path, score_path)
+    projection = str(score.GetProjection() or "")
+    meter = AreaMeter(projection, score.GetGeoTransform(can_return_null=False), score.RasterXSize,
+                      score.RasterYSize)
+    zonal = _Zonal(score)
+
+    def attributes(value: int, geometry: ogr.Geometry) -> dict[str, Any] | None:
+        area = meter.area(geometry)
+        if area < min_area_m2:
+            return None
+        stats = zonal(geometry)
+        if stats is None:
+            return None
+        return {"area_m2": area, "pixels": stats[0], "peak_score": stats[1], "mean_score": stats[2]}
+
+    flagged = _flagged_band(mask_path, mask_ds)
+    band = flagged.GetRasterBand(1)
+    fields = [("area_m2", ogr.OFTReal), ("pixels", ogr.OFTInteger64), ("peak_score", ogr.OFTReal),
+              ("mean_score", ogr.OFTReal)]
+    return write_polygons(band, band.GetMaskBand(), projection, out_path, layer_name, fields, attributes,
+                          connectedness, overwrite, is_cancelled, on_progress)
+
+
+def _same_grid(mask: gdal.Dataset, score: gdal.Dataset, mask_path: str, score_path: str) -> None:
+    def grid(ds: gdal.Dataset) -> Sequence[Any]:
+        return (ds.RasterXSize, ds.RasterYSize, *ds.GetGeoTransform(can_return_null=False))
+
+    a, b = grid(mask), grid(score)
+    if a[:2] != b[:2] or not np.allclose(a[2:], b[2:], rtol=0, atol=1e-9 * max(1.0, *map(abs, b[2:]))):
+        raise InputError(f"The mask '{os.path.basename(mask_path)}' ({a[0]} x {a[1]} px) and the score raster "
+                         f"'{os.path.basename(score_path)}' ({b[0]} x {b[1]} px) are not on the same grid. Use the "
+                         "mask written from this score raster (write_mask / the Detect anomalies outputs).")

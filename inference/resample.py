@@ -1,0 +1,405 @@
+"""Run a model at its own pixel size: warp the input to the model's grid, run it, warp the outputs back.
+
+Models are trained at one ground pixel size on square pixels. `plan_resample` decides whether a raster needs
+warping (projected rasters far from the model's size; geographic ones always, into their UTM zone);
+`run_at_model_resolution` does the round trip with GDAL by chunks and writes outputs exactly on the input grid.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from osgeo import gdal, osr
+
+from .card import ClassInfo
+from .engine import Cancelled, Progress, RunOptions, RunResult, run_model
+from .errors import CancelledError, InputError, OutputError
+from .model import Model, load_model
+from .raster import RasterSource, extent_to_window, open_raster
+from .tiling import Window
+from .writer import BLOCK, FLOAT_NODATA, RasterTarget, RasterWriter, check_output_path
+
+gdal.UseExceptions()
+log = logging.getLogger(__name__)
+
+EDGE_FILL = 2  # model pixels the warped input is grown past its footprint (see _grow_edges)
+WARP_MEMORY_MB = 64  # GDAL warps by chunks of about this size
+CHUNK_COLUMNS = 4096  # columns copied at once from the back-warp (a multiple of BLOCK)
+CLASS_TASKS = ("segmentation", "classification")
+_FLOAT_TIFF = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "BIGTIFF=IF_SAFER", "COMPRESS=DEFLATE",
+               "ZLEVEL=1", "PREDICTOR=3"]
+_NUMPY_TYPES = {gdal.GDT_Byte: np.uint8, gdal.GDT_UInt16: np.uint16, gdal.GDT_Float32: np.float32}
+
+
+@dataclass(frozen=True)
+class ResamplePlan:
+    """The grid a raster is warped to before the model runs."""
+
+    crs_wkt: str
+    crs_label: str  # e.g. "EPSG:32611 (UTM 11N)"
+    pixel_size_m: float  # the model's ground pixel size
+    resolution: float  # the same in the target CRS's units
+    bounds: tuple[float, float, float, float]  # xmin, ymin, xmax, ymax in the target CRS
+    source_pixel_m: tuple[float, float]  # the raster's ground pixel size (x, y)
+    reason: str  # one sentence for the log
+
+    @property
+    def width(self) -> int:
+        return max(1, round((self.bounds[2] - self.bounds[0]) / self.resolution))
+
+    @property
+    def height(self) -> int:
+        return max(1, round((self.bounds[3] - self.bounds[1]) / self.resolution))
+
+    @property
+    def resampling(self) -> str:
+        """'average' when the pixels get larger (nothing is skipped), 'bilinear' when they get smaller."""
+        return "average" if self.pixel_size_m > sum(self.source_pixel_m) / 2 else "bilinear"
+
+
+@dataclass
+class ResampledRun:
+    result: RunResult  # paths, width and height of the final outputs, on the input's grid
+    plan: ResamplePlan | None  # None: the model ran on the raster as it is
+
+
+def _srs(ds: gdal.Dataset) -> osr.SpatialReference | None:
+    wkt = ds.GetProjection()
+    if not wkt:
+        return None
+    srs = osr.SpatialReference(wkt=wkt)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def ground_pixel_size(ds: gdal.Dataset) -> tuple[float, float] | None:
+    """(x, y) ground pixel size in metres; None without a CRS.
+
+    Geographic CRSs: the lengths of a pixel's sides at the raster's centre latitude on the CRS's ellipsoid
+    (radius of the parallel for x, meridional radius of curvature for y).
+    """
+    srs, gt = _srs(ds), ds.GetGeoTransform()
+    if srs is None:
+        return None
+    dx, dy = math.hypot(gt[1], gt[4]), math.hypot(gt[2], gt[5])
+    if not srs.IsGeographic():
+        units = srs.GetLinearUnits()
+        return dx * units, dy * units
+    _, lat_deg = gdal.ApplyGeoTransform(gt, ds.RasterXSize / 2, ds.RasterYSize / 2)
+    radians = srs.GetAngularUnits()
+    lat = max(-math.pi / 2, min(math.pi / 2, lat_deg * radians))
+    a, e2 = srs.GetSemiMajor(), 1.0 - (srs.GetSemiMinor() / srs.GetSemiMajor()) ** 2
+    w = math.sqrt(1.0 - e2 * math.sin(lat) ** 2)
+    prime_vertical, meridional = a / w, a * (1.0 - e2) / w ** 3
+    return dx * radians * prime_vertical * math.cos(lat), dy * radians * meridional
+
+
+def _crs_label(srs: osr.SpatialReference) -> str:
+    name, code = srs.GetAuthorityName(None), srs.GetAuthorityCode(None)
+    return f"{name}:{code}" if name and code else str(srs.GetName() or "its CRS")
+
+
+def _local_projection(lon: float, lat: float) -> tuple[osr.SpatialReference, str]:
+    """WGS84 UTM zone of (lon, lat); beyond UTM's limits (84N, 80S) a Lambert azimuthal equal-area centred there.
+
+    Keeps it simple: no Norway/Svalbard zone exceptions, and a raster spanning many zones still gets its centre's.
+    """
+    lon = (lon + 180.0) % 360.0 - 180.0
+    srs = osr.SpatialReference()
+    if -80.0 <= lat <= 84.0:
+        zone = min(60, max(1, math.floor((lon + 180.0) / 6.0) + 1))
+        code = (32600 if lat >= 0 else 32700) + zone
+        srs.ImportFromEPSG(code)
+        label = f"EPSG:{code} (UTM {zone}{'N' if lat >= 0 else 'S'})"
+    else:
+        srs.SetWellKnownGeogCS("WGS84")
+        srs.SetLAEA(lat, lon, 0.0, 0.0)
+        label = f"a Lambert azimuthal equal-area projection centred on {lat:.4f}, {lon:.4f}"
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs, label
+
+
+def _check_north_up(gt: Sequence[float], name: str, what: str) -> None:
+    if gt[2] or gt[4] or gt[1] <= 0 or gt[5] >= 0:
+        raise InputError(f"'{name}' is not north-up (geotransform {tuple(gt)}), so {what}. Warp it north-up "
+                         "first (gdalwarp, or Raster > Projections > Warp).")
+
+
+def _window_bounds(gt: Sequence[float], window: Window) -> tuple[float, float, float, float]:
+    return (gt[0] + window.x * gt[1], gt[3] + window.y1 * gt[5], gt[0] + window.x1 * gt[1], gt[3] + window.y * gt[5])
+
+
+def _snap(bounds: Sequence[float], res: float, aligned: bool) -> tuple[float, float, float, float]:
+    """Grow bounds to whole pixels: on multiples of `res` when `aligned`, else from the top-left corner."""
+    xmin, ymin, xmax, ymax = bounds
+    if aligned:
+        return (math.floor(xmin / res) * res, math.floor(ymin / res) * res,
+                math.ceil(xmax / res) * res, math.ceil(ymax / res) * res)
+    cols = max(1, math.ceil((xmax - xmin) / res - 1e-6))
+    rows = max(1, math.ceil((ymax - ymin) / res - 1e-6))
+    return xmin, ymax - rows * res, xmin + cols * res, ymax
+
+
+def plan_resample(ds: gdal.Dataset, path: str, model_pixel_m: float | None, tolerance: float = 0.25,
+                  window: Window | None = None) -> ResamplePlan | None:
+    """The grid to warp `ds` (or its `window`) to so the model sees its own pixel size; None if none is needed.
+
+    None when the model states no pixel size, the raster has no CRS, or the raster is projected and both ground
+    pixel sides are within `tolerance` (relative) of the model's. Geographic rasters always get a plan: into the
+    UTM zone of their centre, at the model's pixel size.
+    """
+    srs, sizes = _srs(ds), ground_pixel_size(ds)
+    if not model_pixel_m or model_pixel_m <= 0 or srs is None or sizes is None:
+        return None
+    geographic = bool(srs.IsGeographic())
+    if not geographic and all(abs(s / model_pixel_m - 1.0) <= tolerance for s in sizes):
+        return None
+    name = os.path.basename(path)
+    gt = ds.GetGeoTransform()
+    _check_north_up(gt, name, f"it cannot be resampled to the model's {model_pixel_m:g} m pixels")
+    window = window or Window(0, 0, ds.RasterXSize, ds.RasterYSize)
+    bounds = _window_bounds(gt, window)
+    source = _crs_label(srs)
+    sx, sy = sizes
+    if geographic:
+        lon, lat = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
+        target, label = _local_projection(lon, lat)
+        res = model_pixel_m / target.GetLinearUnits()
+        transform = osr.CoordinateTransformation(srs, target)
+        box = _snap(transform.TransformBounds(*bounds, 21), res, aligned=True)
+        reason = (f"'{name}' is in {source} with about {sx:.3g} x {sy:.3g} m pixels; resampling to "
+                  f"{model_pixel_m:g} m in {label} for the model, then back to the input grid.")
+    else:
+        target, label = srs, source
+        res = model_pixel_m / srs.GetLinearUnits()
+        box = _snap(bounds, res, aligned=False)
+        reason = (f"'{name}' has about {sx:.3g} x {sy:.3g} m pixels but the model was trained at "
+                  f"{model_pixel_m:g} m; resampling to {model_pixel_m:g} m in {label} for the model, then back "
+                  "to the input grid.")
+    return ResamplePlan(str(target.ExportToWkt()), label, float(model_pixel_m), res, box, (sx, sy), reason)
+
+
+def _callback(on_progress: Progress | None, is_cancelled: Cancelled | None) -> object:
+    def callback(complete: float, message: object, data: object) -> int:
+        if on_progress:
+            on_progress(min(max(float(complete), 0.0), 1.0))
+        return 0 if is_cancelled and is_cancelled() else 1
+    return callback
+
+
+def _failed(exc: Exception, what: str, is_cancelled: Cancelled | None) -> Exception:
+    if is_cancelled and is_cancelled():
+        return CancelledError()
+    return OutputError(f"GDAL could not {what} ({str(exc).strip()}). Check the disk space and that the raster "
+                       "is readable.")
+
+
+def warp_to_model_grid(path: str, plan: ResamplePlan, out_path: str, is_cancelled: Cancelled | None = None,
+                       on_progress: Progress | None = None) -> str:
+    """Warp the raster at `path` onto the plan's grid as a tiled, compressed Float32 GeoTIFF; returns `out_path`.
+
+    Nodata is kept: the bands' nodata values when every band has one, else the writer's float nodata (pixels
+    masked in the source and pixels outside it get it). Raises CancelledError when `is_cancelled()` turns true.
+    """
+    ds = open_raster(path)
+    try:
+        found = [ds.GetRasterBand(i + 1).GetNoDataValue() for i in range(ds.RasterCount)]
+        nodata = [FLOAT_NODATA if None in found else float(v) for v in found]
+        options = gdal.WarpOptions(
+            format="GTiff", dstSRS=plan.crs_wkt, outputBounds=plan.bounds, xRes=plan.resolution,
+            yRes=plan.resolution, resampleAlg=plan.resampling, outputType=gdal.GDT_Float32,
+            dstNodata=" ".join(repr(v) for v in nodata), warpMemoryLimit=WARP_MEMORY_MB, multithread=False,
+            creationOptions=_FLOAT_TIFF, callback=_callback(on_progress, is_cancelled))
+        try:
+            if gdal.Warp(out_path, ds, options=options) is None:
+                raise RuntimeError("gdal.Warp returned nothing")
+        except RuntimeError as exc:
+            for leftover in (out_path, out_path + ".aux.xml"):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+            raise _failed(exc, f"warp '{os.path.basename(path)}' to the model's grid", is_cancelled) from exc
+    finally:
+        ds = None
+    _grow_edges(out_path)
+    return out_path
+
+
+def _grow_edges(path: str, pixels: int = EDGE_FILL) -> None:
+    """Extend the warped data `pixels` model pixels past its footprint (GDAL's inverse-distance fill, which works
+    line by line). Without it, the input pixels along the footprint's edge can find a nodata model pixel as their
+    nearest neighbour on the way back; the fill is masked out again where the input is nodata."""
+    ds = gdal.Open(path, gdal.GA_Update)
+    try:
+        for index in range(1, ds.RasterCount + 1):
+            band = ds.GetRasterBand(index)
+            gdal.FillNodata(band, None, maxSearchDist=pixels, smoothingIterations=0)
+    finally:
+        ds = None
+
+
+def _target(src: gdal.Dataset, out_path: str, classes: Sequence[ClassInfo] | None) -> RasterTarget:
+    """The back-warped copy of `src`: its type, nodata, band names, metadata, and `classes` or its categories."""
+    src.GetGeoTransform()  # GDAL 3.6 GTiff loads the .aux.xml (category names) lazily: make sure it is read
+    band = src.GetRasterBand(1)
+    dtype = _NUMPY_TYPES.get(band.DataType)
+    if dtype is None:
+        raise OutputError(f"'{os.path.basename(out_path)}': {gdal.GetDataTypeName(band.DataType)} rasters "
+                          "cannot be warped back; model outputs are Byte, UInt16 or Float32.")
+    nodata = band.GetNoDataValue()
+    nodata = (FLOAT_NODATA if dtype == np.float32 else 0.0) if nodata is None else nodata
+    if classes is None:
+        names, table = band.GetCategoryNames() or [], band.GetColorTable()
+        classes = [ClassInfo(v, n, "#%02x%02x%02x" % tuple(table.GetColorEntry(v)[:3]) if table else "#808080")
+                   for v, n in enumerate(names) if n]
+    metadata = {k: v for k, v in (src.GetMetadata() or {}).items() if not k.startswith("STATISTICS_")}
+    return RasterTarget(out_path, np.dtype(dtype), float(nodata),
+                        [src.GetRasterBand(i + 1).GetDescription() for i in range(src.RasterCount)],
+                        classes, metadata)
+
+
+def _warp_back(path: str, like_path: str, out_path: str, categorical: bool, window: Window | None,
+               valid_bands: Sequence[int] | None, classes: Sequence[ClassInfo] | None,
+               on_progress: Progress | None, is_cancelled: Cancelled | None) -> RasterWriter:
+    """Warp `path` onto the input grid into a RasterWriter for `out_path`; the caller commits or aborts it."""
+    like, src = open_raster(like_path), open_raster(path)
+    name = os.path.basename(like_path)
+    gt, wkt = like.GetGeoTransform(), like.GetProjection()
+    _check_north_up(gt, name, "outputs cannot be warped back onto its grid")
+    if not wkt or not src.GetProjection():
+        raise InputError(f"'{name}' or '{os.path.basename(path)}' has no CRS, so one cannot be warped onto the "
+                         "other. Assign the layer's CRS first.")
+    window = window or Window(0, 0, like.RasterXSize, like.RasterYSize)
+    target = _target(src, out_path, classes)
+    vrt = gdal.Warp("", src, options=gdal.WarpOptions(
+        format="VRT", dstSRS=wkt, outputBounds=_window_bounds(gt, window), width=window.w, height=window.h,
+        resampleAlg="near" if categorical else "bilinear", dstNodata=repr(target.nodata),
+        warpMemoryLimit=WARP_MEMORY_MB, multithread=False))  # lazy: warped chunk by chunk as it is read
+    origin = (gt[0] + window.x * gt[1], gt[1], 0.0, gt[3] + window.y * gt[5], 0.0, gt[5])
+    writer = RasterWriter(target, window.w, window.h, origin, wkt)
+    try:
+        source = RasterSource(like_path, like, [int(b) for b in valid_bands]) if valid_bands else None
+        for y in range(0, window.h, BLOCK):
+            rows = min(BLOCK, window.h - y)
+            for x in range(0, window.w, CHUNK_COLUMNS):
+                if is_cancelled and is_cancelled():
+                    raise CancelledError()
+                cols = min(CHUNK_COLUMNS, window.w - x)
+                array = vrt.ReadAsArray(x, y, cols, rows).reshape(src.RasterCount, rows, cols)
+                if source is not None:  # nodata wherever the input is nodata, as the engine writes it
+                    valid = np.empty((rows, cols), dtype=bool)
+                    data = np.empty((len(source.bands), rows, cols), dtype=np.float32)
+                    source.read_rows(window.y + y, window.x + x, data, valid)
+                    array[:, ~valid] = target.nodata
+                writer.write(x, y, array.astype(target.dtype, copy=False))
+            vrt.FlushCache()
+            if on_progress:
+                on_progress((y + rows) / window.h)
+    except BaseException as exc:
+        writer.abort()
+        if isinstance(exc, RuntimeError):  # GDAL
+            raise _failed(exc, f"warp '{os.path.basename(path)}' back onto the input grid", is_cancelled) from exc
+        raise
+    return writer
+
+
+def warp_to_input_grid(path: str, like_path: str, out_path: str, categorical: bool, window: Window | None = None,
+                       valid_bands: Sequence[int] | None = None, on_progress: Progress | None = None,
+                       is_cancelled: Cancelled | None = None) -> str:
+    """Warp a model output at `path` exactly onto the grid of `like_path` (or of its pixel `window`).
+
+    Same CRS, geotransform, width and height as the input; 'near' for class rasters (`categorical`), 'bilinear'
+    for scores. The data type (Byte, UInt16 or Float32), nodata, band descriptions, metadata, category names and
+    colour table are kept. With `valid_bands`, pixels where those input bands are nodata become nodata. Written
+    to a temporary name beside `out_path` and renamed when complete.
+    """
+    check_output_path(out_path, like_path)
+    _warp_back(path, like_path, out_path, categorical, window, valid_bands, None, on_progress, is_cancelled).commit()
+    return out_path
+
+
+def _part(progress: Progress, start: float, span: float) -> Progress:
+    return lambda fraction: progress(start + span * fraction)
+
+
+def _context_window(ds: gdal.Dataset, window: Window, model: Model) -> Window:
+    """`window` grown by the model's context (margin + 2 model pixels), clipped to the raster."""
+    sizes, px, margin = ground_pixel_size(ds), model.card.input.pixel_size_m, model.card.input.margin
+    if not sizes or not px:
+        return window
+    gx, gy = (math.ceil(((16 if margin is None else margin) + 2) * px / s) for s in sizes)
+    x0, y0 = max(0, window.x - gx), max(0, window.y - gy)
+    return Window(x0, y0, min(ds.RasterXSize, window.x1 + gx) - x0, min(ds.RasterYSize, window.y1 + gy) - y0)
+
+
+def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: str, output_path: str,
+                            options: RunOptions | None = None, on_progress: Progress | None = None,
+                            is_cancelled: Cancelled | None = None, tolerance: float = 0.25) -> ResampledRun:
+    """`run_model` at the model's pixel size (card input.pixel_size_m), with outputs on the input's grid.
+
+    Without a plan (see `plan_resample`) this is `run_model`. Otherwise the input (its `options.extent` grown by
+    the model's context, or all of it) is warped into a temporary folder beside the output (always removed), the
+    model runs there, and each output is warped back onto the input grid (the extent's window of it): classes by
+    nearest neighbour, scores bilinearly, nodata wherever the input is nodata. Outputs appear under their names
+    only when all are complete. Progress: 10% warp in, 80% model, 10% warp back.
+    """
+    options = options or RunOptions()
+    progress = on_progress or (lambda fraction: None)
+    cancelled = is_cancelled or (lambda: False)
+    input_path, output_path = os.fspath(input_path), os.fspath(output_path)
+    if not isinstance(model, Model):
+        model = load_model(model, options.device, options.threads)
+    ds = open_raster(input_path)
+    try:
+        window = extent_to_window(ds, options.extent, input_path) if options.extent else None
+        region = _context_window(ds, window, model) if window else None
+        plan = plan_resample(ds, input_path, model.card.input.pixel_size_m, tolerance, region)
+        size = (window.w, window.h) if window else (ds.RasterXSize, ds.RasterYSize)
+    finally:
+        ds = None
+    if plan is None:
+        return ResampledRun(run_model(model, input_path, output_path, options, on_progress, is_cancelled), None)
+    started = time.perf_counter()
+    log.info("%s", plan.reason)
+    check_output_path(output_path, input_path)
+    if options.confidence_path:
+        check_output_path(options.confidence_path, input_path)
+    tmpdir = tempfile.mkdtemp(prefix=f".{Path(output_path).stem}.resample-",
+                              dir=os.path.dirname(os.path.abspath(output_path)))
+    writers: list[RasterWriter] = []
+    try:
+        warped = warp_to_model_grid(input_path, plan, os.path.join(tmpdir, "input.tif"), cancelled,
+                                    _part(progress, 0.0, 0.1))
+        conf = os.path.join(tmpdir, "confidence.tif") if options.confidence_path else None
+        result = run_model(model, warped, os.path.join(tmpdir, "output.tif"),
+                           replace(options, extent=None, confidence_path=conf),
+                           _part(progress, 0.1, 0.8), cancelled)
+        jobs = [(result.output_path, output_path, result.task in CLASS_TASKS, result.style_path)]
+        if result.confidence_path and options.confidence_path:
+            jobs.append((result.confidence_path, options.confidence_path, False, result.confidence_style_path))
+        for k, (src, final, is_class, _) in enumerate(jobs):
+            writers.append(_warp_back(src, input_path, final, is_class, window, result.bands,
+                                      result.classes if is_class else [],
+                                      _part(progress, 0.9 + 0.1 * k / len(jobs), 0.1 / len(jobs)), cancelled))
+        if cancelled():
+            raise CancelledError()
+        styles = [w.commit(Path(job[3]).read_text(encoding="utf-8") if job[3] else None)
+                  for w, job in zip(writers, jobs)]
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    progress(1.0)
+    done = replace(result, output_path=output_path, confidence_path=jobs[1][1] if len(jobs) > 1 else None,
+                   style_path=styles[0], confidence_style_path=styles[1] if len(styles) > 1 else "",
+                   width=size[0], height=size[1], seconds=time.perf_counter() - started)
+    return ResampledRun(done, plan)

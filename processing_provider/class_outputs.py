@@ -1,0 +1,116 @@
+"""The outputs of the class workflows (landforms, geology): the class raster, optional confidence, the class
+statistics table (also in the log and the results) and optional polygons per class."""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingOutputString,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterVectorDestination,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from .styling import name_on_load, style_on_load, style_vector_on_load
+from .workflow import Run, WorkflowAlgorithm
+
+if TYPE_CHECKING:
+    from ..inference.class_stats import ClassStat
+    from ..inference.resample import ResampledRun
+
+STAT_FIELDS = (("value", QVariant.Int), ("class", QVariant.String), ("pixels", QVariant.LongLong),
+               ("area_m2", QVariant.Double), ("area_ha", QVariant.Double), ("percent", QVariant.Double))
+
+
+class ClassWorkflow(WorkflowAlgorithm):
+    """A workflow whose model writes classes: adds OUTPUT, CONFIDENCE, STATISTICS, VECTORIZE."""
+
+    OUTPUT = "OUTPUT"
+    CONFIDENCE = "CONFIDENCE"
+    STATISTICS = "STATISTICS"
+    VECTORIZE = "VECTORIZE"
+    CLASS_STATISTICS = "CLASS_STATISTICS"
+    WHAT = "Classes"  # layer names: "<WHAT> - <input layer>"
+
+    def add_class_outputs(self) -> None:
+        self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr(self.WHAT)),
+                 "GeoTIFF of class ids on the input's grid, styled with the model's class names and colours.")
+        self.add(QgsProcessingParameterRasterDestination(self.CONFIDENCE, self.tr("Confidence (0..1)"),
+                                                         optional=True, createByDefault=False),
+                 "Optional Float32 raster: the probability of the winning class.")
+        self.add(QgsProcessingParameterFeatureSink(self.STATISTICS, self.tr("Class statistics"),
+                                                   QgsProcessing.SourceType.TypeVector, optional=True,
+                                                   createByDefault=True),
+                 "A table (no geometry): class, pixel count, area in m² and ha, percent of the classified area.")
+        self.add(QgsProcessingParameterVectorDestination(self.VECTORIZE, self.tr("Class polygons"),
+                                                         QgsProcessing.SourceType.TypeVectorPolygon,
+                                                         optional=True, createByDefault=False),
+                 "Optional polygons, one per connected patch of a class, with its class name and area.")
+        self.addOutput(QgsProcessingOutputString(self.CLASS_STATISTICS,
+                                                 self.tr("Class statistics (JSON: class, pixels, area, percent)")))
+
+    def finish_classes(self, parameters: dict[str, Any], context: QgsProcessingContext, run: Run,
+                       done: "ResampledRun") -> dict[str, Any]:
+        """Statistics, polygons, layer names and styles after the model ran; the algorithm's results."""
+        from ..inference.class_stats import class_statistics, format_table
+
+        result = done.result
+        classes = list(run.model.card.output.classes)
+        stats = class_statistics(result.output_path, classes, is_cancelled=run.report.is_cancelled)
+        run.report.info(f"{self.WHAT} of '{run.title}':\n" + format_table(stats))
+        results: dict[str, Any] = {self.OUTPUT: result.output_path, self.CONFIDENCE: result.confidence_path,
+                                   self.PROVIDER: result.provider,
+                                   self.CLASS_STATISTICS: json.dumps([_stat_dict(s) for s in stats])}
+        results[self.STATISTICS] = self._statistics_table(parameters, context, stats, run.title)
+        polygons = self.parameterAsOutputLayer(parameters, self.VECTORIZE, context)
+        if polygons:
+            from ..inference.vectorize import polygonize_classes
+
+            count = polygonize_classes(result.output_path, polygons, classes, layer_name=self.WHAT.lower(),
+                                       is_cancelled=run.report.is_cancelled, overwrite=True)
+            run.report.info(f"Class polygons: {count} written to {polygons}")
+            results[self.VECTORIZE] = polygons
+            style_vector_on_load(context, polygons, f"{self.WHAT} polygons - {run.title}",
+                                 [(c.value, c.name, c.color) for c in classes])
+        style_on_load(context, result.output_path, result.style_path, f"{self.WHAT} - {run.title}")
+        style_on_load(context, result.confidence_path, result.confidence_style_path,
+                      f"{self.WHAT} confidence - {run.title}")
+        return results
+
+    def _statistics_table(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                          stats: "list[ClassStat]", title: str) -> str | None:
+        fields = QgsFields()
+        for name, kind in STAT_FIELDS:
+            fields.append(QgsField(name, kind))
+        sink, dest = self.parameterAsSink(parameters, self.STATISTICS, context, fields, QgsWkbTypes.Type.NoGeometry,
+                                          QgsCoordinateReferenceSystem())
+        if sink is None:
+            if parameters.get(self.STATISTICS) not in (None, ""):
+                raise QgsProcessingException(self.invalidSinkError(parameters, self.STATISTICS))
+            return None
+        for s in stats:
+            feature = QgsFeature(fields)
+            feature.setAttributes([s.value, s.name, s.pixels, _number(s.area_m2), _number(s.area_ha), s.percent])
+            sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
+        name_on_load(context, dest, f"{self.WHAT} statistics - {title}")
+        return dest
+
+
+def _number(value: float) -> float | None:
+    return None if value != value else value  # NaN (no CRS): an empty (NULL) attribute
+
+
+def _stat_dict(stat: "ClassStat") -> dict[str, Any]:
+    return {"value": stat.value, "class": stat.name, "pixels": stat.pixels, "area_m2": _number(stat.area_m2),
+            "area_ha": _number(stat.area_ha), "percent": round(stat.percent, 4)}

@@ -1,0 +1,104 @@
+"""deepstrata:mapgeology: surface-material units (water, vegetation, iron oxides, clay, ...) of a Landsat 8/9 or
+Sentinel-2 scene, with band presets that scale each product to what the model expects."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+)
+
+from .base import engine_errors
+from .class_outputs import ClassWorkflow
+from .workflow import describe
+
+if TYPE_CHECKING:
+    from ..inference import Model
+
+
+class MapGeologyAlgorithm(ClassWorkflow):
+    PRESET = "PRESET"
+    BANDS = "BANDS"
+    MTL = "MTL"
+    DEFAULT_MODEL = "geology_oli.onnx"
+    WHAT = "Geology"
+    ICON = "geology.svg"
+    MODEL_HELP = ("A class model for multispectral imagery with a DeepStrata card. Empty: the bundled geology "
+                  "model (Landsat 8/9 OLI bands 2-7; Sentinel-2 through the presets).")
+
+    def name(self) -> str:
+        return "mapgeology"
+
+    def displayName(self) -> str:  # noqa: N802 (QGIS API)
+        return self.tr("Map geology")
+
+    def shortDescription(self) -> str:  # noqa: N802 (QGIS API)
+        return self.tr("Maps surface materials (water, vegetation, iron oxides, clay, bare rock) from Landsat 8/9 "
+                       "or Sentinel-2 bands.")
+
+    def tags(self) -> list:
+        return self.tr("geology,mineral,alteration,iron oxide,ferric,ferrous,clay,hydroxyl,landsat,sentinel-2,"
+                       "multispectral,band ratio,classification,deep learning,onnx").split(",")
+
+    def shortHelpString(self) -> str:  # noqa: N802 (QGIS API)
+        return self.tr(
+            "Maps the surface-material units exploration geologists read from band ratios: water, vegetation, "
+            "ferric iron oxides, ferrous iron, clay / hydroxyl, other bare rock and soil, and cloud, with a CNN "
+            "trained on cited ratio rules (see Model info).\n\n"
+            "Band preset: how the scene's bands map onto the model's six (blue, green, red, NIR, SWIR1, SWIR2) and "
+            "how its values are scaled to the model's unit (Landsat 8/9 OLI Level-1 DN). 'Automatic' reads the "
+            "band names, a Landsat MTL file beside the raster, or Sentinel-2 metadata; a 16-bit scene with none "
+            "of these needs an explicit preset. Landsat 8/9 Level-1 uses the MTL's rescaling; Level-2 applies "
+            "the Collection 2 surface-reflectance scale factors; Sentinel-2 divides by 10000 after the "
+            "processing-baseline offset; 'Reflectance' takes values 0..1 from any sensor.\n\n"
+            "Bands: optional, the six bands in the model's order (blue, green, red, NIR, SWIR1, SWIR2); empty = "
+            "chosen from the preset and the band names or count.\n\n"
+            "Outputs: the class raster (styled, with a legend), optional confidence, a class statistics table "
+            "and optional polygons per class.")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
+        from ..inference.presets import PRESETS
+
+        self.add_common("A multispectral scene: Landsat 8/9 OLI or Sentinel-2 (a stack of at least the six bands "
+                        "blue, green, red, NIR, SWIR1, SWIR2).")
+        self.add(QgsProcessingParameterEnum(self.PRESET, self.tr("Band preset"),
+                                            options=[self.tr(label) for label in PRESETS.values()], defaultValue=0),
+                 "Which product the scene is, so its bands are picked and scaled as the model expects.")
+        self.add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands (blue, green, red, NIR, SWIR1, SWIR2)"), None,
+                                            self.INPUT, optional=True, allowMultiple=True),
+                 "The six bands in the model's order. Empty: picked by the preset from band names or count.")
+        self.add(QgsProcessingParameterFile(self.MTL, self.tr("Landsat MTL file"), extension="txt", optional=True),
+                 "The scene's *_MTL.txt (Landsat Level-1). Empty: looked for beside the raster.", advanced=True)
+        self.add_class_outputs()
+
+    def check_model(self, model: "Model", path: str) -> None:
+        card = model.card
+        if card.task not in ("segmentation", "classification") or len(card.input.bands) < 3:
+            raise QgsProcessingException(
+                f"'{card.name}' is {describe(model)}; Map geology needs a "
+                "class model for multispectral bands, such as the bundled geology_oli.onnx (leave 'Model' empty).")
+
+    def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        from ..inference import RunOptions
+        from ..inference.presets import PRESETS, resolve_preset
+
+        with engine_errors():
+            run = self.start(parameters, context, feedback)
+            preset = list(PRESETS)[self.parameterAsEnum(parameters, self.PRESET, context)]
+            mapping = resolve_preset(run.path, run.model.card, preset,
+                                     self.parameterAsInts(parameters, self.BANDS, context) or None,
+                                     self.parameterAsFile(parameters, self.MTL, context) or None)
+            run.report.info(mapping.description)
+            output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+            options = RunOptions(bands=mapping.bands, input_scale=mapping.scale, input_offset=mapping.offset,
+                                 confidence_path=self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context)
+                                 or None)
+            with run.report:
+                done = self.run_engine(run, output, options)
+            return self.finish_classes(parameters, context, run, done)

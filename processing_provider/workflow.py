@@ -1,0 +1,124 @@
+"""What the analyst workflows (Classify landforms, Map geology, Detect anomalies) share: the input layer, the
+model (a bundled default unless the user picks another), the device, running at the model's resolution, the log.
+
+Each workflow is one algorithm in its own file; this base keeps them to what differs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputString,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterRasterLayer,
+    QgsRasterLayer,
+)
+
+from .base import DEVICES, DeepStrataAlgorithm, FeedbackAdapter, available, bundled_model, gdal_path
+
+if TYPE_CHECKING:
+    from ..inference import Model, RunOptions
+    from ..inference.resample import ResampledRun
+
+
+@dataclass
+class Run:
+    """One workflow run: the layer, its file, the loaded model and the log adapter."""
+
+    layer: QgsRasterLayer
+    path: str
+    model: "Model"
+    report: FeedbackAdapter
+    device: str
+
+    @property
+    def title(self) -> str:
+        """The layer name outputs are named after ("Landforms - bigtujunga")."""
+        return self.layer.name()
+
+
+def describe(model: "Model") -> str:
+    """'an anomaly model for 1 band', 'a segmentation model for 6 bands': for messages about the wrong model."""
+    task, n = model.card.task, len(model.card.input.bands)
+    return f"{'an' if task[:1] in 'aeiou' else 'a'} {task} model for {n} band{'s' if n != 1 else ''}"
+
+
+class WorkflowAlgorithm(DeepStrataAlgorithm):
+    INPUT = "INPUT"
+    MODEL = "MODEL"
+    DEVICE = "DEVICE"
+    PROVIDER = "PROVIDER"
+    DEFAULT_MODEL = ""  # a file in resources/models
+    MODEL_HELP = ""
+
+    def add_common(self, input_help: str) -> None:
+        self.add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster layer")), input_help)
+        # Optional: qgis_process (3.22) ignores the default of a required file parameter.
+        model = QgsProcessingParameterFile(self.MODEL, self.tr("Model (empty: the bundled one)"),
+                                           behavior=QgsProcessingParameterFile.Behavior.File, extension="onnx",
+                                           defaultValue=bundled_model(self.DEFAULT_MODEL) if self.DEFAULT_MODEL
+                                           else None, optional=True)
+        self.add(model, self.MODEL_HELP)
+        self.add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(DEVICES), defaultValue=0),
+                 "auto: the best execution provider available (GPU first, then CPU); the log says which ran.",
+                 advanced=True)
+        self.addOutput(QgsProcessingOutputString(self.PROVIDER, self.tr("Execution provider that ran")))
+
+    # ------------------------------------------------------------------ running
+    def default_model_for(self, path: str) -> str | None:
+        """The bundled model for this input (workflows whose default depends on the input override this)."""
+        return bundled_model(self.DEFAULT_MODEL) if self.DEFAULT_MODEL else None
+
+    def start(self, parameters: dict[str, Any], context: QgsProcessingContext,
+              feedback: QgsProcessingFeedback) -> Run:
+        """Check onnxruntime, resolve the layer and the model, load it and say which provider runs it."""
+        self.check_can_execute()
+        from ..inference import load_model
+        from ..inference.inspect import require_data
+
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
+        path = gdal_path(layer)
+        report = FeedbackAdapter(feedback)
+        require_data(path)
+        model_path = self.parameterAsFile(parameters, self.MODEL, context) or self.default_model_for(path)
+        if not model_path:
+            raise QgsProcessingException(self.no_model_message(path))
+        device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
+        model = load_model(model_path, device)
+        card = model.card
+        report.info(f"Model: {card.name}" + (f" {card.version}" if card.version else "")
+                    + f" ({os.path.basename(model_path)}), task: {card.task}")
+        report.info(f"Execution provider: {model.provider} (device '{device}'; available here: "
+                    f"{', '.join(available())})")
+        report.warnings(model.warnings)
+        self.check_model(model, model_path)
+        return Run(layer, path, model, report, device)
+
+    def no_model_message(self, path: str) -> str:
+        return self.tr("No model given and no bundled model fits this input: choose an .onnx file for 'Model'.")
+
+    def check_model(self, model: "Model", path: str) -> None:
+        """Raise QgsProcessingException when the chosen model cannot serve this workflow."""
+
+    def run_engine(self, run: Run, output: str, options: "RunOptions") -> "ResampledRun":
+        """Run the model at its own pixel size (resampling the input there and the outputs back if needed)."""
+        from ..inference.resample import run_at_model_resolution
+
+        options.device = run.device
+        done = run_at_model_resolution(run.model, run.path, output, options, on_progress=run.report.on_progress,
+                                       is_cancelled=run.report.is_cancelled)
+        if done.plan is not None:
+            run.report.info(done.plan.reason)
+        result = done.result
+        run.report.warnings(result.warnings)
+        run.report.info(f"Ran on {result.provider}: {result.tiles} tiles, {result.width} x {result.height} pixels, "
+                        f"{result.seconds:.2f} s; input bands {', '.join(map(str, result.bands))}.")
+        return done
