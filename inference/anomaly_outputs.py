@@ -150,7 +150,7 @@ def anomaly_polygons(mask_path: str, score_path: str, out_path: str, min_area_m2
 
     def attributes(value: int, geometry: ogr.Geometry) -> dict[str, Any] | None:
         area = meter.area(geometry)
-        if area < min_area_m2:
+        if area < min_area_m2 * (1.0 - 1e-9):  # shoelace sums on large UTM coordinates lose the last digits
             return None
         stats = zonal(geometry)
         if stats is None:

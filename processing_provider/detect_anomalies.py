@@ -166,6 +166,6 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
                     style_vector_on_load(context, polygons, f"Anomalies - {run.title}")
         style_on_load(context, output, done.result.style_path, f"Anomaly score - {run.title}")
         if mask:
-            style_on_load(context, mask, os.path.splitext(mask)[0] + ".qml", f"Anomaly mask - {run.title}")
+            style_on_load(context, mask, stats.style_path, f"Anomaly mask - {run.title}")
         return results
 

@@ -39,8 +39,10 @@ class Run:
 
     @property
     def title(self) -> str:
-        """The layer name outputs are named after ("Landforms - bigtujunga")."""
-        return self.layer.name()
+        """The layer name outputs are named after ("Landforms - bigtujunga"); inside a model, where the input is
+        a previous step's output named like "OUTPUT", the file's name instead."""
+        name = self.layer.name()
+        return os.path.splitext(os.path.basename(self.path))[0] if not name or name.isupper() else name
 
 
 def describe(model: "Model") -> str:

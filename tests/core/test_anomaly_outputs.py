@@ -115,3 +115,22 @@ def test_patch_cancel_leaves_nothing(tmp_path: Path, score: tuple[Path, np.ndarr
         anomaly_polygons(str(tmp_path / "mask.tif"), str(score[0]), str(tmp_path / "p.gpkg"),
                          is_cancelled=lambda: True)
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_a_patch_exactly_at_the_minimum_area_is_kept_on_large_utm_coordinates(tmp_path: Path) -> None:
+    """Four 30 m pixels are 3600 m2, though the shoelace sum on coordinates in the millions gives 3599.99999..."""
+    array = np.zeros((200, 300), np.float32)
+    for r in range(5, 195, 6):  # many 4-pixel shapes (squares, bars, Ls, Ss) across the grid
+        for c in range(5, 295, 6):
+            shape = (r // 6 + c // 6) % 5
+            cells = {0: [(0, 0), (0, 1), (1, 0), (1, 1)], 1: [(0, 0), (0, 1), (0, 2), (0, 3)],
+                     2: [(0, 0), (1, 0), (2, 0), (2, 1)], 3: [(0, 1), (0, 2), (1, 0), (1, 1)],  # an S
+                     4: [(0, 0), (1, 0), (1, 1), (2, 1)]}[shape]
+            for dr, dc in cells:
+                array[r + dr, c + dc] = 9.0
+    path = rasters.write_raster(tmp_path / "s.tif", array, epsg=32611,  # the SRTM sample's grid origin
+                                geotransform=(385313.6554542635, 30.0, 0.0, 3804917.8276283755, 0.0, -30.0))
+    write_mask(str(path), THRESHOLD, str(tmp_path / "m.tif"))
+    patches = 32 * 49
+    assert anomaly_polygons(str(tmp_path / "m.tif"), str(path), str(tmp_path / "p.gpkg"), min_area_m2=3600) == patches
+    assert anomaly_polygons(str(tmp_path / "m.tif"), str(path), str(tmp_path / "q.gpkg"), min_area_m2=3601) == 0
