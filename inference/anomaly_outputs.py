@@ -27,7 +27,7 @@ gdal.UseExceptions()
 Cancelled = Callable[[], bool]
 Progress = Callable[[float], None]
 MASK_NODATA = 255
-MASK_CLASSES = (ClassInfo(0, "normal", "#f7f7f7", "score below the threshold"),
+MASK_CLASSES = (ClassInfo(0, "normal", "#f7f7f700", "score below the threshold (transparent)"),
                 ClassInfo(1, "anomaly", "#d7191c", "score at or above the threshold"))
 _CHUNK = 16 * BLOCK  # columns per read: whole tiles of the output, bounded memory on very wide rasters
 

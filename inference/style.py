@@ -14,18 +14,25 @@ _HEAD = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n<qgis versi
         "styleCategories=\"Symbology\">\n  <pipe>\n"
 _TAIL = "  </pipe>\n  <blendMode>0</blendMode>\n</qgis>\n"
 
-# Colour ramps as (position, #rrggbb) stops.
+# Colour ramps as (position, #rrggbb or #rrggbbaa) stops. Low anomaly scores are transparent, so the hillshade
+# or the image under the score shows where nothing is unusual.
 RAMPS: dict[str, list[tuple[float, str]]] = {
     "viridis": [(0.0, "#440154"), (0.25, "#3b528b"), (0.5, "#21918c"), (0.75, "#5ec962"), (1.0, "#fde725")],
     "confidence": [(0.0, "#d7191c"), (0.5, "#ffffbf"), (1.0, "#1a9641")],
-    "anomaly": [(0.0, "#f7f7f7"), (0.5, "#fdae61"), (0.75, "#d7191c"), (1.0, "#67001f")],
+    "anomaly": [(0.0, "#fdae6100"), (0.5, "#fdae61"), (0.75, "#d7191c"), (1.0, "#67001f")],
 }
+
+
+def rgba(color: str) -> tuple[int, int, int, int]:
+    """(r, g, b, a) of '#rrggbb' (opaque) or '#rrggbbaa'."""
+    values = [int(color[i:i + 2], 16) for i in range(1, len(color), 2)]
+    return (values[0], values[1], values[2], values[3] if len(values) > 3 else 255)
 
 
 def paletted_qml(classes: Sequence[ClassInfo], band: int = 1) -> str:
     """A paletted renderer: one legend entry per class, with the card's names and colours."""
-    entries = "".join(f"        <paletteEntry value=\"{c.value}\" color=\"{c.color}\" alpha=\"255\" "
-                      f"label={quoteattr(c.name)}/>\n" for c in classes)
+    entries = "".join(f"        <paletteEntry value=\"{c.value}\" color=\"{c.color[:7]}\" "
+                      f"alpha=\"{rgba(c.color)[3]}\" label={quoteattr(c.name)}/>\n" for c in classes)
     return (_HEAD + f"    <rasterrenderer type=\"paletted\" band=\"{band}\" opacity=\"1\" alphaBand=\"-1\" "
             "nodataColor=\"\">\n      <rasterTransparency/>\n      <colorPalette>\n" + entries +
             "      </colorPalette>\n    </rasterrenderer>\n" + _TAIL)
@@ -37,7 +44,7 @@ def pseudocolor_qml(minimum: float, maximum: float, ramp: str = "viridis", band:
         maximum = minimum + 1.0
     stops = RAMPS[ramp]
     items = "".join(
-        f"          <item value=\"{minimum + p * (maximum - minimum):.6g}\" color=\"{c}\" alpha=\"255\" "
+        f"          <item value=\"{minimum + p * (maximum - minimum):.6g}\" color=\"{c[:7]}\" alpha=\"{rgba(c)[3]}\" "
         f"label={quoteattr(f'{minimum + p * (maximum - minimum):.4g}')}/>\n" for p, c in stops)
     ramp_props = (f"<colorramp type=\"gradient\" name=\"[source]\"><prop k=\"color1\" v=\"{_rgba(stops[0][1])}\"/>"
                   f"<prop k=\"color2\" v=\"{_rgba(stops[-1][1])}\"/><prop k=\"discrete\" v=\"0\"/>"
@@ -56,4 +63,4 @@ def pseudocolor_qml(minimum: float, maximum: float, ramp: str = "viridis", band:
 
 
 def _rgba(color: str) -> str:
-    return ",".join(str(int(color[i:i + 2], 16)) for i in (1, 3, 5)) + ",255"
+    return ",".join(map(str, rgba(color)))

@@ -12,6 +12,7 @@ from osgeo import gdal
 
 from .card import ClassInfo
 from .errors import OutputError
+from .style import rgba
 
 gdal.UseExceptions()
 
@@ -105,8 +106,7 @@ class RasterWriter:
         table.SetColorEntry(0, (0, 0, 0, 0))
         names = [""] * (top + 1)
         for c in classes:
-            rgb = tuple(int(c.color[i:i + 2], 16) for i in (1, 3, 5))
-            table.SetColorEntry(c.value, (*rgb, 255))
+            table.SetColorEntry(c.value, rgba(c.color))
             names[c.value] = c.name
             band.SetMetadataItem(f"CLASS_{c.value}", c.name)
         band.SetRasterColorTable(table)

@@ -101,7 +101,8 @@ class ClassWorkflow(WorkflowAlgorithm):
             return None
         for s in stats:
             feature = QgsFeature(fields)
-            feature.setAttributes([s.value, s.name, s.pixels, _number(s.area_m2), _number(s.area_ha), s.percent])
+            feature.setAttributes([s.value, s.name, s.pixels, _number(s.area_m2), _number(s.area_ha),
+                                   round(s.percent, 4)])
             sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
         name_on_load(context, dest, f"{self.WHAT} statistics - {title}")
         return dest

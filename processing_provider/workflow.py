@@ -61,11 +61,10 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
 
     def add_common(self, input_help: str) -> None:
         self.add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster layer")), input_help)
-        # Optional: qgis_process (3.22) ignores the default of a required file parameter.
+        # Empty by default: the bundled model is resolved at run time (no machine path in dialogs or models).
         model = QgsProcessingParameterFile(self.MODEL, self.tr("Model (empty: the bundled one)"),
                                            behavior=QgsProcessingParameterFile.Behavior.File, extension="onnx",
-                                           defaultValue=bundled_model(self.DEFAULT_MODEL) if self.DEFAULT_MODEL
-                                           else None, optional=True)
+                                           optional=True)
         self.add(model, self.MODEL_HELP)
         self.add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(DEVICES), defaultValue=0),
                  "auto: the best execution provider available (GPU first, then CPU); the log says which ran.",

@@ -83,7 +83,7 @@ def test_landforms_on_the_srtm_dem_are_georeferenced_plausible_and_counted(ds_pr
         assert rows[name]["pixels"] == counts[value]
         assert rows[name]["area_m2"] == pytest.approx(counts[value] * 900.0)
         assert rows[name]["area_ha"] == pytest.approx(counts[value] * 0.09)
-    assert sum(f["percent"] for f in rows.values()) == pytest.approx(100.0)
+    assert sum(f["percent"] for f in rows.values()) == pytest.approx(100.0, abs=1e-3)  # each rounded to 4 digits
     assert '"class": "valley"' in result["CLASS_STATISTICS"]
     log = "\n".join(feedback.infos)
     assert "Landforms of" in log and "valley" in log and "total" in log
