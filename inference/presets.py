@@ -352,6 +352,10 @@ def _auto(r: _Raster, bands: Sequence[int], mtl: Mtl | None, card: ModelCard) ->
                      f"reflectance) so the values can be scaled to what the model '{card.name}' expects.")
 
 
+def _bands(chosen: Sequence[int]) -> str:
+    return f"Band {chosen[0]}" if len(chosen) == 1 else "Bands " + ", ".join(map(str, chosen))
+
+
 def _formula(scale: Sequence[float], offset: Sequence[float]) -> str:
     if len(set(scale)) == 1 and len(set(offset)) == 1:
         sign = "-" if offset[0] < 0 else "+"
@@ -374,8 +378,9 @@ def resolve_preset(path: str, card: ModelCard, preset: str = "auto", bands: Sequ
         chosen = map_bands(r.ds, card, bands, path)
         n = len(chosen)
         return InputMapping(chosen, [1.0] * n, [0.0] * n, preset,
-                            f"Bands {', '.join(map(str, chosen))} of '{r.name}' feed the model's "
-                            f"{', '.join(b.name for b in card.input.bands)}, used as they are.")
+                            f"{_bands(chosen)} of '{r.name}' feed{'s' if n == 1 else ''} the model's "
+                            f"{', '.join(b.name for b in card.input.bands)}, used as "
+                            f"{'it is' if n == 1 else 'they are'}.")
     mtl = _source_mtl(r, mtl_path) if preset in ("auto", "landsat_l1", "landsat_l2") else None
     family = _FAMILY.get(preset) or ("landsat" if mtl or r.landsat_level() else
                                      "sentinel2" if r.sentinel2() else None)
@@ -383,5 +388,5 @@ def resolve_preset(path: str, card: ModelCard, preset: str = "auto", bands: Sequ
     resolved = _auto(r, chosen, mtl, card) if preset == "auto" else preset
     scale, offset, text = _scaling(r, resolved, mtl, s2_offset)
     return InputMapping(chosen, scale, offset, resolved,
-                        f"Bands {', '.join(map(str, chosen))} of '{r.name}' ({how}) feed the model's B2-B7 "
+                        f"{_bands(chosen)} of '{r.name}' ({how}) feed the model's B2-B7 "
                         f"({COMMON}); {text}: {_formula(scale, offset)}.")
