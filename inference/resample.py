@@ -221,6 +221,7 @@ def warp_to_model_grid(path: str, plan: ResamplePlan, out_path: str, is_cancelle
         try:
             if gdal.Warp(out_path, ds, options=options) is None:
                 raise RuntimeError("gdal.Warp returned nothing")
+            _grow_edges(out_path)
         except RuntimeError as exc:
             for leftover in (out_path, out_path + ".aux.xml"):
                 if os.path.exists(leftover):
@@ -228,7 +229,6 @@ def warp_to_model_grid(path: str, plan: ResamplePlan, out_path: str, is_cancelle
             raise _failed(exc, f"warp '{os.path.basename(path)}' to the model's grid", is_cancelled) from exc
     finally:
         ds = None
-    _grow_edges(out_path)
     return out_path
 
 
