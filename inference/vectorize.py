@@ -19,6 +19,7 @@ from osgeo import gdal, ogr, osr
 from .card import ClassInfo
 from .errors import CancelledError, InputError, OutputError
 from .raster import open_raster
+from .writer import check_output_folder
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -53,17 +54,9 @@ def check_vector_output(path: str, overwrite: bool = False) -> str:
         raise OutputError(f"Output '{path}' has an unsupported extension: use one of "
                           f"{', '.join(sorted(set(DRIVERS)))}, or another GDAL vector format (a GeoPackage, .gpkg, "
                           "unless you need another format).")
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"Output folder '{folder}' does not exist. Create it or choose another output path.")
     if target.exists() and not overwrite:
         raise OutputError(f"Output '{path}' already exists. Choose a new file name, or remove the old file first.")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".deepstrata-probe-"):
-            pass
-    except OSError as exc:
-        raise OutputError(f"Cannot write to output folder '{folder}' ({exc.strerror}). "
-                          "Choose a folder you can write to.") from exc
+    check_output_folder(path)
     return driver
 
 

@@ -40,15 +40,20 @@ class RasterTarget:
 
 def check_output_path(path: str, input_path: str | None = None) -> None:
     """Fail early, before any work, if `path` cannot be written."""
-    target = Path(path)
-    if target.suffix.lower() not in (".tif", ".tiff"):
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
         raise OutputError(f"Output '{path}' must be a GeoTIFF: use a .tif file name.")
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"Output folder '{folder}' does not exist. Create it or choose another output path.")
     if input_path and os.path.exists(path) and os.path.samefile(path, input_path):
         raise OutputError(f"Output '{path}' is the input raster; inputs are never overwritten. "
                           "Choose another output path.")
+    check_output_folder(path)
+
+
+def check_output_folder(path: str) -> None:
+    """OutputError unless the folder of `path` exists and a file can be created in it."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"Output folder '{folder}' does not exist. Create it or choose another output path.")
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".deepstrata-probe-"):
             pass
