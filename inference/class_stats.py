@@ -12,7 +12,8 @@ from osgeo import gdal, osr
 from .card import ClassInfo
 from .engine import Cancelled
 from .errors import CancelledError
-from .raster import open_raster
+from .raster import band_validity, open_raster
+from .tiling import Window
 
 gdal.UseExceptions()
 
@@ -83,21 +84,6 @@ def _windows(width: int, height: int, block: Sequence[int]) -> Iterator[tuple[in
             yield x, y, min(cols, width - x), min(rows, height - y)
 
 
-def _validity(band: gdal.Band, values: np.ndarray, x: int, y: int) -> np.ndarray:
-    flags = band.GetMaskFlags()
-    if flags & gdal.GMF_ALL_VALID:
-        valid = np.ones(values.shape, dtype=bool)
-    elif flags == gdal.GMF_NODATA:
-        nodata = band.GetNoDataValue()
-        valid = ~np.isnan(values) if math.isnan(nodata) else values != np.asarray(nodata).astype(values.dtype)
-    else:
-        h, w = values.shape
-        valid = band.GetMaskBand().ReadAsArray(x, y, w, h) > 0
-    if values.dtype.kind == "f":
-        valid &= np.isfinite(values)
-    return np.asarray(valid)
-
-
 def _accumulate(values: np.ndarray, weights: np.ndarray | None, counts: dict[int, int],
                 areas: dict[int, float]) -> None:
     if not values.size:
@@ -147,7 +133,7 @@ def class_statistics(path: str, classes: Sequence[ClassInfo] | None = None,
         if is_cancelled and is_cancelled():
             raise CancelledError("Class statistics were cancelled.")
         values = band.ReadAsArray(x, y, w, h)
-        valid = _validity(band, values, x, y)
+        valid = band_validity(band, values, Window(x, y, values.shape[1], values.shape[0]))
         picked = values[valid]
         if picked.dtype.kind == "f":
             picked = np.rint(picked)

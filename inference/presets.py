@@ -25,17 +25,16 @@ given, else by band name, else by the sensor's standard band order for the raste
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 from osgeo import gdal
 
 from .card import ModelCard
 from .errors import InputError
+from .inspect import decimated
 from .raster import map_bands, open_raster
 
 gdal.UseExceptions()
@@ -245,21 +244,10 @@ def _looks_like_reflectance(r: _Raster, bands: Sequence[int]) -> bool:
     """Float values mostly (90 %) within [-0.2, 1.5], judged on a decimated read of at most 256 x 256 pixels."""
     if not r.type_name.startswith("Float"):
         return False
-    w, h = r.ds.RasterXSize, r.ds.RasterYSize
-    step = max(1, math.ceil(max(w, h) / 256))
-    bw, bh = math.ceil(w / step), math.ceil(h / step)
-    ok, total = 0, 0
-    for b in bands:
-        band = r.ds.GetRasterBand(b)
-        values = band.ReadAsArray(0, 0, w, h, buf_xsize=bw, buf_ysize=bh, buf_type=gdal.GDT_Float32)
-        valid = np.isfinite(values)
-        if band.GetMaskFlags() == gdal.GMF_NODATA:
-            valid &= values != np.float32(band.GetNoDataValue())
-        elif not band.GetMaskFlags() & gdal.GMF_ALL_VALID:
-            valid &= band.GetMaskBand().ReadAsArray(0, 0, w, h, buf_xsize=bw, buf_ysize=bh) > 0
-        inside = valid & (values >= -0.2) & (values <= 1.5)
-        ok, total = ok + int(inside.sum()), total + int(valid.sum())
-    return total > 0 and ok >= 0.9 * total
+    values, valid = decimated(r.path, bands, side=256)
+    inside = valid & (values >= -0.2) & (values <= 1.5)
+    total = int(valid.sum()) * len(values)
+    return total > 0 and int(inside.sum()) >= 0.9 * total
 
 
 def _source_mtl(r: _Raster, mtl_path: str | None) -> Mtl | None:
