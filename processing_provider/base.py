@@ -187,6 +187,13 @@ class DeepStrataAlgorithm(QgsProcessingAlgorithm):
             return None
         return self.parameterAsInt(parameters, key, context) or None
 
+    def input_raster(self, parameters, context: QgsProcessingContext) -> "tuple[QgsRasterLayer, str]":
+        """The INPUT raster layer and the file GDAL opens for it."""
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        if layer is None:
+            raise QgsProcessingException(self.invalidRasterError(parameters, "INPUT"))
+        return layer, gdal_path(layer)
+
     def check_can_execute(self) -> None:
         """processAlgorithm's guard: qgis_process and processing.run do not call canExecute() themselves."""
         ok, message = self.canExecute()
@@ -220,3 +227,24 @@ def available() -> list:
         return available_providers()
     except Exception:  # noqa: BLE001 (only informative here)
         return []
+
+
+def load_reported(model_path: str, device: str, report: FeedbackAdapter):
+    """Load the model and say in the log which one it is and which execution provider runs it."""
+    from ..inference import load_model
+
+    model = load_model(model_path, device)
+    card = model.card
+    report.info(f"Model: {card.name}" + (f" {card.version}" if card.version else "")
+                + f" ({os.path.basename(model_path)}), task: {card.task}")
+    report.info(f"Execution provider: {model.provider} (device '{device}'; available here: "
+                f"{', '.join(available())})")
+    report.warnings(model.warnings)
+    return model
+
+
+def report_run(report: FeedbackAdapter, result) -> None:
+    """The log line every run ends with: provider, tiles, size, time, input bands."""
+    bands = ", ".join(map(str, result.bands or []))
+    report.info(f"Ran on {result.provider}: {result.tiles} tiles, {result.width} x {result.height} pixels, "
+                f"{result.seconds:.2f} s" + (f"; input bands {bands}." if bands else "."))

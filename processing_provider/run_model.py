@@ -1,8 +1,6 @@
 """deepstrata:runmodel: run an ONNX model over a raster layer and write a GeoTIFF."""
 from __future__ import annotations
 
-import os
-
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
@@ -18,7 +16,8 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from .base import DEVICES, DeepStrataAlgorithm, FeedbackAdapter, available, default_model, engine_errors, gdal_path
+from .base import (DEVICES, DeepStrataAlgorithm, FeedbackAdapter, default_model, engine_errors, load_reported,
+                   report_run)
 from .styling import style_on_load
 
 
@@ -107,12 +106,9 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
     def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
                          feedback: QgsProcessingFeedback) -> dict:
         self.check_can_execute()
-        from ..inference import RunOptions, load_model, run_model
+        from ..inference import RunOptions, run_model
 
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
-        input_path = gdal_path(layer)
+        layer, input_path = self.input_raster(parameters, context)
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or default_model()
         if not model_path:
             raise QgsProcessingException(self.tr("No model given and none is bundled: choose an .onnx file for "
@@ -128,19 +124,12 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
         )
         output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         with FeedbackAdapter(feedback) as report, engine_errors():
-            model = load_model(model_path, options.device)
+            model = load_reported(model_path, options.device, report)
             card = model.card
-            report.info(f"Model: {card.name}" + (f" {card.version}" if card.version else "")
-                        + f" ({os.path.basename(model_path)}), task: {card.task}")
-            report.info(f"Execution provider: {model.provider} (device '{options.device}'; "
-                        f"available here: {', '.join(available())})")
-            report.warnings(model.warnings)
             result = run_model(model, input_path, output_path, options,
                                on_progress=report.on_progress, is_cancelled=report.is_cancelled)
             report.warnings(result.warnings)
-        bands = ", ".join(map(str, getattr(result, "bands", None) or options.bands or []))
-        report.info(f"Ran on {result.provider}: {result.tiles} tiles, {result.width} x {result.height} pixels, "
-                    f"{result.seconds:.2f} s" + (f"; input bands {bands}." if bands else "."))
+        report_run(report, result)
         if result.classes:
             report.info("Classes: " + ", ".join(f"{c.value}: {c.name}" for c in result.classes))
         title = f"{card.name} - {layer.name()}"

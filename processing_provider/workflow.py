@@ -20,7 +20,7 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from .base import DEVICES, DeepStrataAlgorithm, FeedbackAdapter, available, bundled_model, gdal_path
+from .base import DEVICES, DeepStrataAlgorithm, FeedbackAdapter, bundled_model, load_reported, report_run
 
 if TYPE_CHECKING:
     from ..inference import Model, RunOptions
@@ -80,26 +80,16 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
               feedback: QgsProcessingFeedback) -> Run:
         """Check onnxruntime, resolve the layer and the model, load it and say which provider runs it."""
         self.check_can_execute()
-        from ..inference import load_model
         from ..inference.inspect import require_data
 
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
-        path = gdal_path(layer)
+        layer, path = self.input_raster(parameters, context)
         report = FeedbackAdapter(feedback)
         require_data(path)
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or self.default_model_for(path)
         if not model_path:
             raise QgsProcessingException(self.no_model_message(path))
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
-        model = load_model(model_path, device)
-        card = model.card
-        report.info(f"Model: {card.name}" + (f" {card.version}" if card.version else "")
-                    + f" ({os.path.basename(model_path)}), task: {card.task}")
-        report.info(f"Execution provider: {model.provider} (device '{device}'; available here: "
-                    f"{', '.join(available())})")
-        report.warnings(model.warnings)
+        model = load_reported(model_path, device, report)
         self.check_model(model, model_path)
         return Run(layer, path, model, report, device)
 
@@ -118,8 +108,6 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
                                        is_cancelled=run.report.is_cancelled)
         if done.plan is not None:
             run.report.info(done.plan.reason)
-        result = done.result
-        run.report.warnings(result.warnings)
-        run.report.info(f"Ran on {result.provider}: {result.tiles} tiles, {result.width} x {result.height} pixels, "
-                        f"{result.seconds:.2f} s; input bands {', '.join(map(str, result.bands))}.")
+        run.report.warnings(done.result.warnings)
+        report_run(run.report, done.result)
         return done
