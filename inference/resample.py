@@ -237,14 +237,15 @@ def _grow_edges(path: str, pixels: int = EDGE_FILL) -> None:
     line by line). Without it, the input pixels along the footprint's edge can find a nodata model pixel as their
     nearest neighbour on the way back; the fill is masked out again where the input is nodata."""
     ds = gdal.Open(path, gdal.GA_Update)
-    previous = gdal.GetConfigOption("CPL_TMPDIR")
-    gdal.SetConfigOption("CPL_TMPDIR", os.path.dirname(os.path.abspath(path)))  # its work files: not in the cwd
+    previous = gdal.GetThreadLocalConfigOption("CPL_TMPDIR", None)
+    # its work files go beside `path` (not into the cwd); thread-local, as QGIS runs algorithms in threads
+    gdal.SetThreadLocalConfigOption("CPL_TMPDIR", os.path.dirname(os.path.abspath(path)))
     try:
         for index in range(1, ds.RasterCount + 1):
             band = ds.GetRasterBand(index)
             gdal.FillNodata(band, None, maxSearchDist=pixels, smoothingIterations=0)
     finally:
-        gdal.SetConfigOption("CPL_TMPDIR", previous)
+        gdal.SetThreadLocalConfigOption("CPL_TMPDIR", previous)
         ds = None
 
 

@@ -339,3 +339,17 @@ def test_cancel_leaves_no_output_and_no_temp_folder(dem4326: Path, tmp_path: Pat
     assert reached[0] < 1.0
     assert _files(out) == []
     assert _digest(dem4326) == before
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs a folder nobody can write to (/proc)")
+def test_edge_fill_does_not_need_a_writable_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GDAL's FillNodata writes work files into CPL_TMPDIR, by default the current directory (QGIS's may be
+    read-only): they go beside the warped raster instead, and every input pixel next to the data is filled."""
+    array = np.full((50, 60), 100.0, np.float32)
+    array[:, :10] = -9999.0
+    path = rasters.write_raster(tmp_path / "warped.tif", array, nodata=-9999.0)
+    monkeypatch.chdir("/proc")
+    resample._grow_edges(str(path))
+    filled, _, _, _ = rasters.read_raster(path)
+    assert (filled[0][:, 8:] == 100.0).all() and (filled[0][:, :8] == -9999.0).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warped.tif"]
