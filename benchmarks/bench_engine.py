@@ -92,8 +92,8 @@ def _warm_up(model: Any, plan: Any) -> None:
 
 def _plan(model: Any, raster: str, options: Any) -> tuple[Any, Any]:
     """The engine's own plan for the whole raster, and the raster's window."""
-    from deepstrata.inference.plan import make_plan
-    from deepstrata.inference.tiling import Window
+    from deepstrata.inference.engine.plan import make_plan
+    from deepstrata.inference.engine.windows import Window
 
     ds = gdal.Open(raster)
     full = Window(0, 0, ds.RasterXSize, ds.RasterYSize)
@@ -102,7 +102,7 @@ def _plan(model: Any, raster: str, options: Any) -> tuple[Any, Any]:
 
 def _bare_batches(model: Any, raster: str, plan: Any, full: Any) -> list[np.ndarray]:
     """The engine's tile grid over the whole raster, cut into the engine's batches from an in-memory copy."""
-    from deepstrata.inference.stream import normalize
+    from deepstrata.inference.engine.stream import normalize
 
     data = gdal.Open(raster).ReadAsArray().astype(np.float32)
     normalize(data, np.ones(data.shape[1:], dtype=bool), model.card.input.normalization)

@@ -161,7 +161,7 @@ class Meter:
 def _resampled(meter: Meter, model: Any, raster: str, output: str) -> Any:
     """run_at_model_resolution, with its steps measured."""
     from deepstrata.inference import RunOptions
-    from deepstrata.inference import resample
+    from deepstrata.inference.workflows import resample
 
     for attribute, name in (("warp_to_model_grid", "warp in"), ("_grow_edges", "fill edges"),
                             ("run_model", "model"), ("_warp_back", "warp back")):
@@ -178,22 +178,22 @@ def _after(meter: Meter, job: str, model: Any, step: str | None, output: str, wo
     """The job's steps after the model's outputs are on the input grid (all of them when `step` is None)."""
     classes = list(model.card.output.classes)
     if job == "landforms" and step in (None, "class stats"):
-        from deepstrata.inference.class_stats import class_statistics
+        from deepstrata.inference.workflows.class_stats import class_statistics
 
         with meter.step("class stats"):
             info["classes"] = sum(1 for s in class_statistics(output, classes) if s.pixels)
     if job == "landforms" and step in (None, "polygons"):
-        from deepstrata.inference.vectorize import polygonize_classes
+        from deepstrata.inference.workflows.vectorize import polygonize_classes
 
         with meter.step("polygons"):
             info["polygons"] = polygonize_classes(output, str(work / "landforms.gpkg"), classes)
     if job == "anomalies" and step in (None, "mask"):
-        from deepstrata.inference.anomaly_outputs import write_mask
+        from deepstrata.inference.workflows.anomaly_outputs import write_mask
 
         with meter.step("mask"):
             info["flagged"] = write_mask(output, model.card.output.anomaly.threshold, str(work / "mask.tif")).flagged
     if job == "anomalies" and step in (None, "patches"):
-        from deepstrata.inference.anomaly_outputs import anomaly_polygons
+        from deepstrata.inference.workflows.anomaly_outputs import anomaly_polygons
 
         with meter.step("patches"):
             info["polygons"] = anomaly_polygons(str(work / "mask.tif"), output, str(work / "anomalies.gpkg"))
@@ -207,8 +207,8 @@ def _isolated(meter: Meter, job: str, model: Any, step: str, raster: str, output
     its order and with its arguments (but classes and nodata bands from the files, as warp_to_input_grid does).
     """
     from deepstrata.inference import RunOptions
-    from deepstrata.inference import resample
-    from deepstrata.inference.raster import open_raster
+    from deepstrata.inference.workflows import resample
+    from deepstrata.inference.engine.raster import open_raster
 
     warped, grid_out = str(work / "warped.tif"), str(work / "model_grid.tif")
     if step == "warp in":

@@ -1,15 +1,17 @@
 """DeepStrata's inference engine: QGIS-free (numpy, onnxruntime, GDAL). See docs/architecture.md.
 
-Paths and arrays in, files out; progress and cancellation are plain callables. Also runnable as
-``python -m deepstrata.inference``.
+Two layers: ``engine`` (models, cards, providers, the run plan, streamed reading, staged writing, heads, errors)
+and ``workflows`` (resampling, band presets, class statistics, polygons, anomaly outputs, inspection), which
+builds on the engine. The public API is re-exported here. Also runnable as ``python -m deepstrata.inference``.
 """
 from __future__ import annotations
 
-from .card import SCHEMA, BandInfo, ClassInfo, ModelCard, parse_card
-from .engine import RunOptions, RunResult, run_model
-from .errors import CancelledError, CardError, DeepStrataError, InputError, ModelError, OutputError
-from .model import Model, load_model, model_info
-from .providers import DEVICES, available_providers, choose_provider
+from .engine.card import SCHEMA, BandInfo, ClassInfo, ModelCard, parse_card
+from .engine.errors import CancelledError, CardError, DeepStrataError, InputError, ModelError, OutputError
+from .engine.model import Model, load_model, model_info
+from .engine.options import RunOptions, RunResult
+from .engine.providers import DEVICES, available_providers, choose_provider
+from .engine.run import run_model
 
 __all__ = [
     "SCHEMA", "BandInfo", "ClassInfo", "ModelCard", "parse_card", "RunOptions", "RunResult", "run_model",

@@ -8,10 +8,11 @@ import sys
 import time
 from typing import Sequence, TextIO
 
-from .engine import RunOptions, run_model
-from .errors import DeepStrataError, InputError
-from .model import model_info
-from .providers import DEVICES, available_providers
+from .engine.errors import DeepStrataError, InputError
+from .engine.model import load_model, model_info
+from .engine.options import RunOptions
+from .engine.providers import DEVICES, available_providers
+from .engine.run import run_model
 
 
 class ProgressBar:
@@ -96,7 +97,6 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(model_info(args.model), indent=2))
     else:
-        from .model import load_model
         print(load_model(args.model).describe())
     return 0
 

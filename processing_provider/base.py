@@ -1,18 +1,15 @@
-"""What every DeepStrata algorithm shares: translation, icons, the onnxruntime check, error mapping, feedback.
+"""What every DeepStrata algorithm shares: the bundled models, the onnxruntime guard, error mapping, feedback.
 
 The engine (`deepstrata.inference`) is imported lazily, inside the methods that run it, so the provider and
 its algorithms load (and explain what is missing) on a QGIS without onnxruntime.
 """
 from __future__ import annotations
 
-import importlib
 import logging
+import os
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
-
-import os
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -23,38 +20,12 @@ from qgis.core import (
     QgsProviderRegistry,
     QgsRasterLayer,
 )
-from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-PLUGIN_DIR = Path(__file__).resolve().parents[1]
-ICONS_DIR = PLUGIN_DIR / "resources" / "icons"
+from ..support import PLUGIN_DIR, icon, onnxruntime_problem, tr
+
 MODELS_DIR = PLUGIN_DIR / "resources" / "models"
 ENGINE_LOGGER = f"{__package__.rsplit('.', 1)[0]}.inference" if __package__ else "deepstrata.inference"
-
-INSTALL_HINT = (
-    "onnxruntime is not installed in the Python that QGIS uses, and DeepStrata needs it to run models. "
-    "Install it with 'python3 -m pip install onnxruntime' (Windows: in the OSGeo4W Shell, "
-    "'python -m pip install onnxruntime'; NVIDIA GPUs: 'onnxruntime-gpu'), then restart QGIS."
-)
-
-
-def tr(text: str) -> str:
-    return QCoreApplication.translate("DeepStrata", text)
-
-
-def icon(name: str) -> QIcon:
-    """An icon from resources/icons by file name (plain SVG, no Qt resource file)."""
-    return QIcon(str(ICONS_DIR / name))
-
-
-def onnxruntime_problem() -> str | None:
-    """None when onnxruntime imports; otherwise a message that says how to install it."""
-    try:
-        importlib.import_module("onnxruntime")
-    except ImportError as exc:
-        return f"{INSTALL_HINT} ({exc})"
-    return None
-
 
 DEFAULT_MODEL = "landforms_unet.onnx"
 # The engine's device names (deepstrata.inference.DEVICES), listed here so that the parameters can be built

@@ -26,8 +26,8 @@ from .styling import name_on_load, style_on_load, style_vector_on_load
 from .workflow import Run, WorkflowAlgorithm
 
 if TYPE_CHECKING:
-    from ..inference.class_stats import ClassStat
-    from ..inference.resample import ResampledRun
+    from ..inference.workflows.class_stats import ClassStat
+    from ..inference.workflows.resample import ResampledRun
 
 STAT_FIELDS = (("value", QVariant.Int), ("class", QVariant.String), ("pixels", QVariant.LongLong),
                ("area_m2", QVariant.Double), ("area_ha", QVariant.Double), ("percent", QVariant.Double))
@@ -63,7 +63,7 @@ class ClassWorkflow(WorkflowAlgorithm):
     def finish_classes(self, parameters: dict[str, Any], context: QgsProcessingContext, run: Run,
                        done: "ResampledRun") -> dict[str, Any]:
         """Statistics, polygons, layer names and styles after the model ran; the algorithm's results."""
-        from ..inference.class_stats import class_statistics, format_table
+        from ..inference.workflows.class_stats import class_statistics, format_table
 
         result = done.result
         classes = list(run.model.card.output.classes)
@@ -75,7 +75,7 @@ class ClassWorkflow(WorkflowAlgorithm):
         results[self.STATISTICS] = self._statistics_table(parameters, context, stats, run.title)
         polygons = self.parameterAsOutputLayer(parameters, self.VECTORIZE, context)
         if polygons:
-            from ..inference.vectorize import polygonize_classes
+            from ..inference.workflows.vectorize import polygonize_classes
 
             count = polygonize_classes(result.output_path, polygons, classes, layer_name=self.WHAT.lower(),
                                        is_cancelled=run.report.is_cancelled, overwrite=True)

@@ -65,7 +65,7 @@ class ClassifyLandformsAlgorithm(ClassWorkflow):
     def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..inference import RunOptions
-        from ..inference.inspect import raster_facts
+        from ..inference.workflows.inspect import raster_facts
 
         with engine_errors():
             run = self.start(parameters, context, feedback)

@@ -74,7 +74,7 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
             "of anomaly patches with their area, pixel count, peak and mean score.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
-        from ..inference.presets import PRESETS
+        from ..inference.workflows.presets import PRESETS
 
         self.add_common("Any raster: a DEM, or a multispectral scene, or what your own autoencoder expects.")
         self.add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands in model order"), None, self.INPUT,
@@ -104,13 +104,13 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))
 
     def default_model_for(self, path: str) -> str | None:
-        from ..inference.inspect import raster_facts
+        from ..inference.workflows.inspect import raster_facts
 
         bands = raster_facts(path).bands
         return bundled_model(DEM_MODEL if bands == 1 else SPECTRAL_MODEL) if bands == 1 or bands >= 6 else None
 
     def no_model_message(self, path: str) -> str:
-        from ..inference.inspect import raster_facts
+        from ..inference.workflows.inspect import raster_facts
 
         facts = raster_facts(path)
         return self.tr("No bundled anomaly model fits '{0}' ({1} bands: the bundled ones take a 1-band DEM or a "
@@ -129,8 +129,8 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
     def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..inference import RunOptions
-        from ..inference.anomaly_outputs import anomaly_polygons, write_mask
-        from ..inference.presets import PRESETS, resolve_preset
+        from ..inference.workflows.anomaly_outputs import anomaly_polygons, write_mask
+        from ..inference.workflows.presets import PRESETS, resolve_preset
 
         with engine_errors():
             run = self.start(parameters, context, feedback)

@@ -62,7 +62,7 @@ class MapGeologyAlgorithm(ClassWorkflow):
             "and optional polygons per class.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
-        from ..inference.presets import PRESETS
+        from ..inference.workflows.presets import PRESETS
 
         self.add_common("A multispectral scene: Landsat 8/9 OLI or Sentinel-2 (a stack of at least the six bands "
                         "blue, green, red, NIR, SWIR1, SWIR2).")
@@ -86,7 +86,7 @@ class MapGeologyAlgorithm(ClassWorkflow):
     def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..inference import RunOptions
-        from ..inference.presets import PRESETS, resolve_preset
+        from ..inference.workflows.presets import PRESETS, resolve_preset
 
         with engine_errors():
             run = self.start(parameters, context, feedback)

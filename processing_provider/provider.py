@@ -4,7 +4,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .base import icon, onnxruntime_problem, tr
+from ..support import ICONS_DIR, icon, onnxruntime_problem, tr
 from .classify_landforms import ClassifyLandformsAlgorithm
 from .detect_anomalies import DetectAnomaliesAlgorithm
 from .map_geology import MapGeologyAlgorithm
@@ -31,8 +31,6 @@ class DeepStrataProvider(QgsProcessingProvider):
         return icon("deepstrata.svg")
 
     def svgIconPath(self) -> str:  # noqa: N802 (QGIS API)
-        from .base import ICONS_DIR
-
         return str(ICONS_DIR / "deepstrata.svg")
 
     def supportedOutputRasterLayerExtensions(self) -> list:  # noqa: N802 (QGIS API)

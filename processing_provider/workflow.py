@@ -24,7 +24,7 @@ from .base import DEVICES, DeepStrataAlgorithm, FeedbackAdapter, bundled_model, 
 
 if TYPE_CHECKING:
     from ..inference import Model, RunOptions
-    from ..inference.resample import ResampledRun
+    from ..inference.workflows.resample import ResampledRun
 
 
 @dataclass
@@ -80,7 +80,7 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
               feedback: QgsProcessingFeedback) -> Run:
         """Check onnxruntime, resolve the layer and the model, load it and say which provider runs it."""
         self.check_can_execute()
-        from ..inference.inspect import require_data
+        from ..inference.workflows.inspect import require_data
 
         layer, path = self.input_raster(parameters, context)
         report = FeedbackAdapter(feedback)
@@ -101,7 +101,7 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
 
     def run_engine(self, run: Run, output: str, options: "RunOptions") -> "ResampledRun":
         """Run the model at its own pixel size (resampling the input there and the outputs back if needed)."""
-        from ..inference.resample import run_at_model_resolution
+        from ..inference.workflows.resample import run_at_model_resolution
 
         options.device = run.device
         done = run_at_model_resolution(run.model, run.path, output, options, on_progress=run.report.on_progress,

@@ -12,12 +12,12 @@ from typing import Callable, Sequence
 
 
 def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
-    from . import (abu, analytic_tpi, dem_anomaly, fit_anomaly, geology, geomorphons, landforms, ms_anomaly,
+    from . import (abu, analytic_tpi, dem_anomaly, fit_anomaly, geology_cli, geomorphons_io, landforms, ms_anomaly,
                    transfer_curve)
     from .data import cli
 
-    return {"geomorphons": geomorphons.main, "data": cli.main, "tpi": analytic_tpi.main,
-            "landforms": landforms.main, "dem-anomaly": dem_anomaly.main, "geology": geology.main,
+    return {"geomorphons": geomorphons_io.main, "data": cli.main, "tpi": analytic_tpi.main,
+            "landforms": landforms.main, "dem-anomaly": dem_anomaly.main, "geology": geology_cli.main,
             "ms-anomaly": ms_anomaly.main,
             "transfer-curve": transfer_curve.main, "fit-anomaly": fit_anomaly.main, "abu": abu.main}
 

@@ -1,7 +1,7 @@
 """Export a trained PyTorch model to one ONNX file that carries its model card.
 
 Before anything is written: onnx.checker passes, the card passes the plugin's own validation
-(deepstrata.inference.card), and onnxruntime agrees with PyTorch on random inputs of several sizes
+(deepstrata.inference.engine.card), and onnxruntime agrees with PyTorch on random inputs of several sizes
 (max abs difference below `tolerance`). The file appears only when all of that holds.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 import torch
 
-from deepstrata.inference.card import parse_card
+from deepstrata.inference.engine.card import parse_card
 
 OPSET = 17
 CARD_KEY = "deepstrata"

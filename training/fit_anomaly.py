@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepstrata.inference.raster import pixel_size_m
+from deepstrata.inference.engine.georef import mean_pixel_size
 
 from .data import DataError, band_stats, extract_chips, normalise
 from .data.grid import PathLike, open_raster
@@ -279,7 +279,7 @@ def _card(raster: PathLike, bands: Sequence[int], norm: dict[str, Any], config: 
           kind: str, command: str, calibration: dict[str, float], threshold: float,
           history: Sequence[TrainResult]) -> dict[str, Any]:
     stem = Path(raster).stem
-    size = pixel_size_m(open_raster(raster))
+    size = mean_pixel_size(open_raster(raster))
     card: dict[str, Any] = {
         "schema": "deepstrata.card/1",
         "name": name or f"Anomaly autoencoder fitted to {stem}",

@@ -11,21 +11,15 @@ Run from the repository root; ``--help`` lists the knobs.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
-import tempfile
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from .data import ChipSet, Split, band_stats, block_keys, block_split, class_weights, extract_chips, normalise
-from .export import export_model
 from .nets import ConvAutoencoder, UNet
 from .ratios import CLASSES, label
 from .receptive import MarginCheck, effective_margin
@@ -33,7 +27,6 @@ from .spectral import LogReflectance, log_stats, relabelled_jitter
 from .sensors import SENSOR_BANDS, Calibrated, Scene, calibrate, write_raster
 from .train import TrainConfig, TrainResult, seed_everything, train
 from .transfer import unet_from_autoencoder
-from .workflow import command_line
 
 log = logging.getLogger(__name__)
 
@@ -190,47 +183,3 @@ def margin_sample(prepared: Prepared, size: int = 256) -> np.ndarray:
     image = max((c.model_input for c in prepared.scenes), key=lambda a: a.shape[1] * a.shape[2])
     y, x = max((image.shape[1] - size) // 2, 0), max((image.shape[2] - size) // 2, 0)
     return normalise(image[None, :, y:y + size, x:x + size], prepared.normalization)[0]
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training geology", description=__doc__.splitlines()[0])
-    p.add_argument("--output", default=OUTPUT, help=f"the .onnx to write (default {OUTPUT})")
-    p.add_argument("--reports", default=REPORTS, help=f"report folder (default {REPORTS})")
-    for item in fields(Recipe):
-        default = getattr(Recipe, item.name)
-        p.add_argument("--" + item.name.replace("_", "-"), type=type(default), default=default,
-                       help=f"(default {default})")
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .geology_eval import card, evaluate_and_report
-    from .geology_readme import readme
-
-    started = time.perf_counter()
-    argv = list(argv or [])
-    args = vars(_parser().parse_args(argv))
-    output, reports = args.pop("output"), Path(args.pop("reports"))
-    recipe = replace(Recipe(), **args)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(recipe.threads)
-    command = command_line(["geology", *argv])
-    with tempfile.TemporaryDirectory(prefix="deepstrata-geology-") as name:
-        folder = Path(name)
-        prepared = prepare(recipe, SCENES, folder)
-        trained = fit(prepared, recipe)
-        # Export first without metrics so the engine scores the very file that ships, then again with them.
-        draft = folder / "draft.onnx"
-        export_model(trained.model, card(recipe, prepared, trained, {}, command), draft, sizes=(64, 128))
-        metrics = evaluate_and_report(draft, recipe, prepared, trained, reports, command, folder)
-        path = export_model(trained.model, card(recipe, prepared, trained, metrics, command), output,
-                            sizes=(64, 128))
-    document = json.loads((reports / "geology.json").read_text(encoding="utf-8"))
-    (reports / "README.md").write_text(readme(document, path, time.perf_counter() - started), encoding="utf-8")
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - started:.0f} s; "
-          f"held-out {metrics}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

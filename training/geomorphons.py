@@ -21,13 +21,12 @@ A line ends at the raster's edge or at its first nodata cell, and is judged on t
 with none is level. So cells near the edge or a void get a class from what can be seen (r.geomorphon
 leaves the former null and levels any line that meets a null). Cells with a nodata or NaN centre get 0.
 
-Run ``python -m training.geomorphons DEM.tif OUT.tif --radius 600`` to write a label raster.
+Run ``python -m training geomorphons DEM.tif OUT.tif --radius 600`` to write a label raster.
 """
 from __future__ import annotations
 
-import argparse
 import math
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 
@@ -192,26 +191,3 @@ def geomorphons(dem: np.ndarray, cell_size: float, search_radius_m: float, flat_
     forms = FORMS[n_minus, n_plus]
     forms[np.isnan(z)] = NODATA
     return forms
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.geomorphons DEM OUT --radius M``: write a DEM's geomorphons as a GeoTIFF."""
-    from .geomorphons_io import write_forms  # GDAL only for the command line
-
-    parser = argparse.ArgumentParser(prog="python -m training.geomorphons",
-                                     description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("dem", help="input DEM (one band, metres, projected CRS with square cells)")
-    parser.add_argument("output", help="output GeoTIFF: Byte classes 1..10 with a colour table, nodata 0")
-    parser.add_argument("--radius", type=float, required=True, help="search radius in metres")
-    parser.add_argument("--flat", type=float, default=1.0, help="flatness threshold in degrees (default 1)")
-    parser.add_argument("--skip", type=int, default=0, help="cells skipped at the start of each line")
-    args = parser.parse_args(argv)
-    try:
-        write_forms(args.dem, args.output, args.radius, args.flat, args.skip)
-    except (ValueError, RuntimeError) as error:
-        parser.exit(1, f"error: {error}\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,16 +1,18 @@
 """GeoTIFF in and out for :mod:`training.geomorphons` (GDAL), kept apart so the algorithm needs numpy only."""
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from osgeo import gdal
 
-from deepstrata.inference.card import ClassInfo
-from deepstrata.inference.style import paletted_qml
-from deepstrata.inference.writer import RasterTarget, RasterWriter
+from deepstrata.inference.engine.card import ClassInfo
+from deepstrata.inference.engine.style import paletted_qml
+from deepstrata.inference.engine.writer import RasterTarget, RasterWriter
 
 from .geomorphons import CLASSES, NODATA, geomorphons
 
@@ -72,3 +74,24 @@ def write_dem(path: Path, z: np.ndarray, cell: float, like: Dem) -> Path:
     band.WriteArray(np.where(np.isfinite(z), z, -9999.0).astype(np.float32))
     ds = None
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training geomorphons DEM OUT --radius M``: write a DEM's geomorphons as a GeoTIFF."""
+    parser = argparse.ArgumentParser(prog="python -m training geomorphons",
+                                     description="Write the geomorphons of a DEM as a GeoTIFF.")
+    parser.add_argument("dem", help="input DEM (one band, metres, projected CRS with square cells)")
+    parser.add_argument("output", help="output GeoTIFF: Byte classes 1..10 with a colour table, nodata 0")
+    parser.add_argument("--radius", type=float, required=True, help="search radius in metres")
+    parser.add_argument("--flat", type=float, default=1.0, help="flatness threshold in degrees (default 1)")
+    parser.add_argument("--skip", type=int, default=0, help="cells skipped at the start of each line")
+    args = parser.parse_args(argv)
+    try:
+        write_forms(args.dem, args.output, args.radius, args.flat, args.skip)
+    except (ValueError, RuntimeError) as error:
+        parser.exit(1, f"error: {error}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

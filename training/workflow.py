@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 from osgeo import gdal
 
-from deepstrata.inference.engine import RunOptions, RunResult, run_model
+from deepstrata.inference import RunOptions, RunResult, run_model
 
 from .data.splits import BlockKey
 

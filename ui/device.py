@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..processing_provider.base import onnxruntime_problem, tr
+from ..support import onnxruntime_problem, tr
 
 GPU_PROVIDERS = {"TensorrtExecutionProvider": "NVIDIA GPU (TensorRT)", "CUDAExecutionProvider": "NVIDIA GPU (CUDA)",
                  "DmlExecutionProvider": "GPU (DirectML)"}

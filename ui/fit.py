@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..processing_provider.base import tr
+from ..support import tr
 
 LANDFORMS, GEOLOGY, ANOMALIES = "landforms", "geology", "anomalies"
 WORKFLOWS = (LANDFORMS, GEOLOGY, ANOMALIES)

@@ -14,7 +14,7 @@ try:  # Qt6: QAction lives in QtGui
 except ImportError:  # Qt5
     from qgis.PyQt.QtWidgets import QAction
 
-from ..processing_provider.base import icon, tr
+from ..support import icon, tr
 from .device import DeviceSummary, device_summary
 from .fit import ANOMALIES, GEOLOGY, LANDFORMS, LayerFacts, title, workflow_fit
 

@@ -41,7 +41,7 @@ def test_bundled_model_is_what_the_builder_writes(tmp_path: Path) -> None:
 
 
 def test_card_is_honest_and_valid() -> None:
-    card_module = pytest.importorskip("deepstrata.inference.card")
+    card_module = pytest.importorskip("deepstrata.inference.engine.card")
     meta = {p.key: p.value for p in onnx.load(str(BUNDLED)).metadata_props}
     card = card_module.parse_card(meta["deepstrata"])
     assert card.task == "segmentation" and card.input.kind == "dem"

@@ -10,8 +10,8 @@ import pytest
 from osgeo import gdal, ogr
 
 from deepstrata.inference import CancelledError, InputError
-from deepstrata.inference import anomaly_outputs
-from deepstrata.inference.anomaly_outputs import anomaly_polygons, write_mask
+from deepstrata.inference.workflows import anomaly_outputs
+from deepstrata.inference.workflows.anomaly_outputs import anomaly_polygons, write_mask
 from ds_testing import rasters
 
 NODATA = -9999.0

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from deepstrata.inference import CardError, parse_card
-from deepstrata.inference.deepness import card_from_deepness
+from deepstrata.inference.engine.deepness import card_from_deepness
 from ds_testing import models
 
 

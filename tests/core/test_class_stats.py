@@ -10,7 +10,7 @@ import pytest
 from osgeo import gdal
 
 from deepstrata.inference import CancelledError, ClassInfo
-from deepstrata.inference.class_stats import CSV_HEADER, class_statistics, format_table, write_csv
+from deepstrata.inference.workflows.class_stats import CSV_HEADER, class_statistics, format_table, write_csv
 from ds_testing import rasters
 
 WGS84_A, WGS84_INVF = 6378137.0, 298.257223563

@@ -124,7 +124,7 @@ def test_broken_files_do_not_load(tmp_path: Path) -> None:
 
 
 def test_every_card_passes_the_engine_validator(tmp_path: Path) -> None:
-    card_module = pytest.importorskip("deepstrata.inference.card")
+    card_module = pytest.importorskip("deepstrata.inference.engine.card")
     builders = [models.conv_segmenter, models.probability_segmenter, models.binary_segmenter,
                 models.cropping_segmenter, models.fixed_size_segmenter, models.patch_classifier,
                 models.regressor, models.identity_regressor, models.autoencoder]

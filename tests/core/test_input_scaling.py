@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deepstrata.inference import InputError, RunOptions, run_model
-from deepstrata.inference.writer import FLOAT_NODATA
+from deepstrata.inference.engine.writer import FLOAT_NODATA
 from ds_testing import models, rasters
 
 SCALE = np.array([5.0, 0.5, -2.0], dtype=np.float32)

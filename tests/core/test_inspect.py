@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepstrata.inference.errors import InputError
-from deepstrata.inference.inspect import decimated, raster_facts, require_data
+from deepstrata.inference.engine.errors import InputError
+from deepstrata.inference.workflows.inspect import decimated, raster_facts, require_data
 from ds_testing import rasters
 
 

@@ -9,7 +9,7 @@ import pytest
 from osgeo import gdal, osr
 
 from deepstrata.inference import RunOptions, run_model
-from deepstrata.inference.writer import FLOAT_NODATA
+from deepstrata.inference.engine.writer import FLOAT_NODATA
 from ds_testing import models, rasters
 from ds_testing.paths import DEM, LANDSAT
 

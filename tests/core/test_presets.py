@@ -9,7 +9,7 @@ import pytest
 from osgeo import gdal
 
 from deepstrata.inference import InputError, ModelCard, RunOptions, parse_card, run_model
-from deepstrata.inference.presets import PRESETS, expects_oli_dn, find_mtl, read_mtl, resolve_preset
+from deepstrata.inference.workflows.presets import PRESETS, expects_oli_dn, find_mtl, read_mtl, resolve_preset
 from ds_testing import models, rasters
 from ds_testing.paths import DATA
 

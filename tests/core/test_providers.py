@@ -7,7 +7,7 @@ import onnxruntime
 import pytest
 
 from deepstrata.inference import DEVICES, DeepStrataError, RunOptions, available_providers, choose_provider, run_model
-from deepstrata.inference import providers
+from deepstrata.inference.engine import providers
 from ds_testing import models
 from ds_testing.paths import LANDSAT
 

@@ -12,10 +12,11 @@ import pytest
 from osgeo import gdal, osr
 
 from deepstrata.inference import CancelledError, InputError, RunOptions, run_model
-from deepstrata.inference import resample
-from deepstrata.inference.resample import (ground_pixel_size, plan_resample, run_at_model_resolution,
-                                           warp_to_input_grid, warp_to_model_grid)
-from deepstrata.inference.writer import FLOAT_NODATA
+from deepstrata.inference.workflows import resample
+from deepstrata.inference.engine.georef import ground_pixel_size
+from deepstrata.inference.engine.writer import FLOAT_NODATA
+from deepstrata.inference.workflows.resample import (plan_resample, run_at_model_resolution, warp_to_input_grid,
+                                                     warp_to_model_grid)
 from ds_testing import models, rasters
 from ds_testing.paths import DEM
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepstrata.inference.raster import RasterSource, StripReader, open_raster
+from deepstrata.inference.engine.raster import RasterSource, StripReader, open_raster
 from ds_testing import rasters
 
 

@@ -5,7 +5,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepstrata.inference.tiling import TileGrid, Window, axis_starts, axis_weights, chunk_columns
+from deepstrata.inference.engine.tiling import TileGrid, axis_starts, axis_weights
+from deepstrata.inference.engine.windows import Window, chunk_columns
 
 
 @given(length=st.integers(1, 3000), tile=st.integers(8, 600), data=st.data())

@@ -11,7 +11,7 @@ import pytest
 from osgeo import gdal, ogr, osr
 
 from deepstrata.inference import CancelledError, ClassInfo, InputError, OutputError
-from deepstrata.inference.vectorize import polygonize_classes
+from deepstrata.inference.workflows.vectorize import polygonize_classes
 from ds_testing import rasters
 
 CLASSES = [ClassInfo(1, "granite", "#ff0000"), ClassInfo(2, "basalt", "#0000ff")]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from osgeo import gdal
 
-from deepstrata.inference.model import model_info
+from deepstrata.inference.engine.model import model_info
 
 from training import abu, fit_anomaly
 from data_fixtures import write_raster

@@ -11,7 +11,7 @@ import onnx
 import pytest
 import torch
 
-from deepstrata.inference.model import load_model
+from deepstrata.inference.engine.model import load_model
 from training.dem_anomaly import main, relief_score
 from training.nets import ReliefAutoencoder
 from training.terrain_anomalies import KINDS, plant, sites_in

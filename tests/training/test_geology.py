@@ -9,8 +9,8 @@ import onnx
 import pytest
 import torch
 
-from deepstrata.inference.card import parse_card
-from training import geology
+from deepstrata.inference.engine.card import parse_card
+from training import geology, geology_cli
 from training.ratios import CLASSES, label
 from training.sensors import SENSOR_BANDS, from_oli_dn, to_oli_dn
 from training.spectral import LogReflectance, log_reflectance, log_stats, relabelled_jitter
@@ -58,7 +58,7 @@ def smoke(tmp_path_factory):
     argv = ["--output", str(folder / "geology.onnx"), "--reports", str(folder / "reports"), "--width", "4",
             "--depth", "2", "--pretrain-epochs", "1", "--epochs", "1", "--freeze-epochs", "1",
             "--jitter-copies", "1", "--threads", "1"]
-    assert geology.main(argv) == 0
+    assert geology_cli.main(argv) == 0
     return folder
 
 

@@ -13,8 +13,8 @@ from hypothesis.extra.numpy import arrays
 from osgeo import gdal, osr
 
 from training.geomorphons import (CLASSES, DUAL, FLAT, FOOTSLOPE, FORMS, HOLLOW, PEAK, PIT, RIDGE, SHOULDER,
-                                  SLOPE, SPUR, VALLEY, geomorphons, line_steps, main, ternary_pattern)
-from training.geomorphons_io import read_dem
+                                  SLOPE, SPUR, VALLEY, geomorphons, line_steps, ternary_pattern)
+from training.geomorphons_io import main, read_dem
 
 gdal.UseExceptions()
 REPO = Path(__file__).resolve().parents[2]

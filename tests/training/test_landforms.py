@@ -13,7 +13,7 @@ from osgeo import gdal
 from PIL import Image
 from torch import nn
 
-from deepstrata.inference.model import load_model
+from deepstrata.inference.engine.model import load_model
 from training.geomorphons import CLASSES
 from training.landforms import main
 from training.nets import RelativeRelief

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from osgeo import gdal
 
-from deepstrata.inference.model import model_info
+from deepstrata.inference.engine.model import model_info
 
 from training import ms_anomaly
 from training.fit_anomaly import WhitenedAutoencoder, pixel_errors, whitening

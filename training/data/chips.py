@@ -13,7 +13,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 from osgeo import gdal
 
-from deepstrata.inference.raster import RasterSource
+from deepstrata.inference.engine.raster import RasterSource
 
 from .errors import DataError
 from .grid import PathLike, grid_of, open_raster

@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from deepstrata.inference.card import parse_normalization
-from deepstrata.inference.stream import normalize
+from deepstrata.inference.engine.card import parse_normalization
+from deepstrata.inference.engine.stream import normalize
 
 from .errors import DataError
 

@@ -7,7 +7,6 @@ its name only when complete, so a failed or cancelled run leaves nothing behind.
 """
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -16,16 +15,15 @@ from typing import Any, Callable, Sequence
 
 from osgeo import gdal, ogr, osr
 
-from .card import ClassInfo
-from .errors import CancelledError, InputError, OutputError
-from .raster import open_raster
-from .writer import check_output_folder
+from ..engine.card import ClassInfo
+from ..engine.errors import CancelledError, InputError, OutputError
+from ..engine.progress import Cancelled, Progress
+from ..engine.raster import open_raster
+from ..engine.writer import check_output_folder
 
 gdal.UseExceptions()
 ogr.UseExceptions()
 
-Progress = Callable[[float], None]
-Cancelled = Callable[[], bool]
 # Per patch: its pixel value and geometry (in the raster's CRS) -> its field values, or None to drop it.
 Attributes = Callable[[int, ogr.Geometry], "dict[str, Any] | None"]
 
@@ -262,17 +260,3 @@ def polygonize_classes(class_path: str, out_path: str, classes: Sequence[ClassIn
     fields = [("value", ogr.OFTInteger), ("class_name", ogr.OFTString), ("area_m2", ogr.OFTReal)]
     return write_polygons(band, mask, projection, out_path, layer_name, fields, attributes, connectedness,
                           overwrite, is_cancelled, on_progress)
-
-
-def pixel_window(geometry: ogr.Geometry, geotransform: Sequence[float], width: int,
-                 height: int) -> tuple[int, int, int, int] | None:
-    """(x, y, w, h) of the pixels covering `geometry`'s bounding box, clipped to the raster; None if outside."""
-    xmin, xmax, ymin, ymax = geometry.GetEnvelope()
-    inv = gdal.InvGeoTransform(list(geotransform))
-    corners = [gdal.ApplyGeoTransform(inv, x, y) for x in (xmin, xmax) for y in (ymin, ymax)]
-    eps = 1e-6
-    x0 = max(0, math.floor(min(c[0] for c in corners) + eps))
-    x1 = min(width, math.ceil(max(c[0] for c in corners) - eps))
-    y0 = max(0, math.floor(min(c[1] for c in corners) + eps))
-    y1 = min(height, math.ceil(max(c[1] for c in corners) - eps))
-    return (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None

@@ -9,11 +9,11 @@ from typing import Iterator, Sequence
 import numpy as np
 from osgeo import gdal, osr
 
-from .card import ClassInfo
-from .engine import Cancelled
-from .errors import CancelledError
-from .raster import band_validity, open_raster
-from .tiling import Window
+from ..engine.card import ClassInfo
+from ..engine.errors import CancelledError
+from ..engine.progress import Cancelled
+from ..engine.raster import band_validity, open_raster
+from ..engine.windows import Window, block_windows
 
 gdal.UseExceptions()
 
@@ -74,14 +74,12 @@ class _CellArea:
         return self.a ** 2 / 2 * abs(gt[1] * self.radians) * np.abs(self._q(top) - self._q(bottom))
 
 
-def _windows(width: int, height: int, block: Sequence[int]) -> Iterator[tuple[int, int, int, int]]:
-    """(x, y, w, h) reads covering the raster: whole block rows, split into column ranges of whole blocks."""
+def _windows(width: int, height: int, block: Sequence[int]) -> Iterator[Window]:
+    """Reads covering the raster: whole block rows (several when they are narrow), split into column ranges of
+    whole blocks, about READ_PIXELS each."""
     bw, bh = max(1, int(block[0])), max(1, int(block[1]))
-    rows = bh * max(1, READ_PIXELS // max(1, bh * width))  # several block rows when they are narrow
-    cols = min(width, max(bw, (READ_PIXELS // bh) // bw * bw))
-    for y in range(0, height, rows):
-        for x in range(0, width, cols):
-            yield x, y, min(cols, width - x), min(rows, height - y)
+    rows = bh * max(1, READ_PIXELS // max(1, bh * width))
+    return block_windows(width, height, rows, min(width, max(bw, (READ_PIXELS // bh) // bw * bw)))
 
 
 def _accumulate(values: np.ndarray, weights: np.ndarray | None, counts: dict[int, int],
@@ -129,17 +127,17 @@ def class_statistics(path: str, classes: Sequence[ClassInfo] | None = None,
     cells = _CellArea(ds)
     counts: dict[int, int] = {}
     areas: dict[int, float] = {}
-    for x, y, w, h in _windows(ds.RasterXSize, ds.RasterYSize, band.GetBlockSize()):
+    for win in _windows(ds.RasterXSize, ds.RasterYSize, band.GetBlockSize()):
         if is_cancelled and is_cancelled():
             raise CancelledError("Class statistics were cancelled.")
-        values = band.ReadAsArray(x, y, w, h)
-        valid = band_validity(band, values, Window(x, y, values.shape[1], values.shape[0]))
+        values = band.ReadAsArray(win.x, win.y, win.w, win.h)
+        valid = band_validity(band, values, win)
         picked = values[valid]
         if picked.dtype.kind == "f":
             picked = np.rint(picked)
         weights = None
         if cells.geographic:
-            weights = np.broadcast_to(cells.rows(y, h)[:, None], values.shape)[valid]
+            weights = np.broadcast_to(cells.rows(win.y, win.h)[:, None], values.shape)[valid]
         _accumulate(picked.astype(np.int64), weights, counts, areas)
         ds.FlushCache()  # drop the blocks read: GDAL's cache would otherwise hold the raster
     names = _names(band, classes)

@@ -19,13 +19,16 @@ from typing import Sequence
 import numpy as np
 from osgeo import gdal, osr
 
-from .card import ClassInfo
-from .engine import Cancelled, Progress, RunOptions, RunResult, run_model
-from .errors import CancelledError, InputError, OutputError
-from .model import Model, load_model
-from .raster import RasterSource, extent_to_window, open_raster
-from .tiling import Window
-from .writer import BLOCK, FLOAT_NODATA, RasterTarget, RasterWriter, check_output_path
+from ..engine.card import ClassInfo
+from ..engine.errors import CancelledError, InputError, OutputError
+from ..engine.georef import ground_pixel_size, srs_of
+from ..engine.model import Model, load_model
+from ..engine.options import RunOptions, RunResult
+from ..engine.progress import Cancelled, Progress, part
+from ..engine.raster import RasterSource, extent_to_window, open_raster
+from ..engine.run import run_model
+from ..engine.windows import Window, bounds, is_north_up, transform
+from ..engine.writer import BLOCK, FLOAT_NODATA, RasterTarget, RasterWriter, check_output_path
 
 gdal.UseExceptions()
 log = logging.getLogger(__name__)
@@ -71,37 +74,6 @@ class ResampledRun:
     plan: ResamplePlan | None  # None: the model ran on the raster as it is
 
 
-def _srs(ds: gdal.Dataset) -> osr.SpatialReference | None:
-    wkt = ds.GetProjection()
-    if not wkt:
-        return None
-    srs = osr.SpatialReference(wkt=wkt)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return srs
-
-
-def ground_pixel_size(ds: gdal.Dataset) -> tuple[float, float] | None:
-    """(x, y) ground pixel size in metres; None without a CRS.
-
-    Geographic CRSs: the lengths of a pixel's sides at the raster's centre latitude on the CRS's ellipsoid
-    (radius of the parallel for x, meridional radius of curvature for y).
-    """
-    srs, gt = _srs(ds), ds.GetGeoTransform()
-    if srs is None:
-        return None
-    dx, dy = math.hypot(gt[1], gt[4]), math.hypot(gt[2], gt[5])
-    if not srs.IsGeographic():
-        units = srs.GetLinearUnits()
-        return dx * units, dy * units
-    _, lat_deg = gdal.ApplyGeoTransform(gt, ds.RasterXSize / 2, ds.RasterYSize / 2)
-    radians = srs.GetAngularUnits()
-    lat = max(-math.pi / 2, min(math.pi / 2, lat_deg * radians))
-    a, e2 = srs.GetSemiMajor(), 1.0 - (srs.GetSemiMinor() / srs.GetSemiMajor()) ** 2
-    w = math.sqrt(1.0 - e2 * math.sin(lat) ** 2)
-    prime_vertical, meridional = a / w, a * (1.0 - e2) / w ** 3
-    return dx * radians * prime_vertical * math.cos(lat), dy * radians * meridional
-
-
 def _crs_label(srs: osr.SpatialReference) -> str:
     name, code = srs.GetAuthorityName(None), srs.GetAuthorityCode(None)
     return f"{name}:{code}" if name and code else str(srs.GetName() or "its CRS")
@@ -128,13 +100,9 @@ def _local_projection(lon: float, lat: float) -> tuple[osr.SpatialReference, str
 
 
 def _check_north_up(gt: Sequence[float], name: str, what: str) -> None:
-    if gt[2] or gt[4] or gt[1] <= 0 or gt[5] >= 0:
+    if not is_north_up(gt):
         raise InputError(f"'{name}' is not north-up (geotransform {tuple(gt)}), so {what}. Warp it north-up "
                          "first (gdalwarp, or Raster > Projections > Warp).")
-
-
-def _window_bounds(gt: Sequence[float], window: Window) -> tuple[float, float, float, float]:
-    return (gt[0] + window.x * gt[1], gt[3] + window.y1 * gt[5], gt[0] + window.x1 * gt[1], gt[3] + window.y * gt[5])
 
 
 def _snap(bounds: Sequence[float], res: float, aligned: bool) -> tuple[float, float, float, float]:
@@ -156,7 +124,7 @@ def plan_resample(ds: gdal.Dataset, path: str, model_pixel_m: float | None, tole
     pixel sides are within `tolerance` (relative) of the model's. Geographic rasters always get a plan: into the
     UTM zone of their centre, at the model's pixel size.
     """
-    srs, sizes = _srs(ds), ground_pixel_size(ds)
+    srs, sizes = srs_of(ds), ground_pixel_size(ds)
     if not model_pixel_m or model_pixel_m <= 0 or srs is None or sizes is None:
         return None
     geographic = bool(srs.IsGeographic())
@@ -166,21 +134,21 @@ def plan_resample(ds: gdal.Dataset, path: str, model_pixel_m: float | None, tole
     gt = ds.GetGeoTransform()
     _check_north_up(gt, name, f"it cannot be resampled to the model's {model_pixel_m:g} m pixels")
     window = window or Window(0, 0, ds.RasterXSize, ds.RasterYSize)
-    bounds = _window_bounds(gt, window)
+    box = bounds(window, gt)
     source = _crs_label(srs)
     sx, sy = sizes
     if geographic:
-        lon, lat = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
+        lon, lat = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         target, label = _local_projection(lon, lat)
         res = model_pixel_m / target.GetLinearUnits()
-        transform = osr.CoordinateTransformation(srs, target)
-        box = _snap(transform.TransformBounds(*bounds, 21), res, aligned=True)
+        to_target = osr.CoordinateTransformation(srs, target)
+        box = _snap(to_target.TransformBounds(*box, 21), res, aligned=True)
         reason = (f"'{name}' is in {source} with about {sx:.3g} x {sy:.3g} m pixels; resampling to "
                   f"{model_pixel_m:g} m in {label} for the model, then back to the input grid.")
     else:
         target, label = srs, source
         res = model_pixel_m / srs.GetLinearUnits()
-        box = _snap(bounds, res, aligned=False)
+        box = _snap(box, res, aligned=False)
         reason = (f"'{name}' has about {sx:.3g} x {sy:.3g} m pixels but the model was trained at "
                   f"{model_pixel_m:g} m; resampling to {model_pixel_m:g} m in {label} for the model, then back "
                   "to the input grid.")
@@ -283,11 +251,10 @@ def _warp_back(path: str, like_path: str, out_path: str, categorical: bool, wind
     window = window or Window(0, 0, like.RasterXSize, like.RasterYSize)
     target = _target(src, out_path, classes)
     vrt = gdal.Warp("", src, options=gdal.WarpOptions(
-        format="VRT", dstSRS=wkt, outputBounds=_window_bounds(gt, window), width=window.w, height=window.h,
+        format="VRT", dstSRS=wkt, outputBounds=bounds(window, gt), width=window.w, height=window.h,
         resampleAlg="near" if categorical else "bilinear", dstNodata=repr(target.nodata),
         warpMemoryLimit=WARP_MEMORY_MB, multithread=False))  # lazy: warped chunk by chunk as it is read
-    origin = (gt[0] + window.x * gt[1], gt[1], 0.0, gt[3] + window.y * gt[5], 0.0, gt[5])
-    writer = RasterWriter(target, window.w, window.h, origin, wkt)
+    writer = RasterWriter(target, window.w, window.h, transform(window, gt), wkt)
     try:
         source = RasterSource(like_path, like, [int(b) for b in valid_bands]) if valid_bands else None
         for y in range(0, window.h, BLOCK):
@@ -327,10 +294,6 @@ def warp_to_input_grid(path: str, like_path: str, out_path: str, categorical: bo
     check_output_path(out_path, like_path)
     _warp_back(path, like_path, out_path, categorical, window, valid_bands, None, on_progress, is_cancelled).commit()
     return out_path
-
-
-def _part(progress: Progress, start: float, span: float) -> Progress:
-    return lambda fraction: progress(start + span * fraction)
 
 
 def _context_window(ds: gdal.Dataset, window: Window, model: Model) -> Window:
@@ -380,18 +343,18 @@ def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: s
     writers: list[RasterWriter] = []
     try:
         warped = warp_to_model_grid(input_path, plan, os.path.join(tmpdir, "input.tif"), cancelled,
-                                    _part(progress, 0.0, 0.1))
+                                    part(progress, 0.0, 0.1))
         conf = os.path.join(tmpdir, "confidence.tif") if options.confidence_path else None
         result = run_model(model, warped, os.path.join(tmpdir, "output.tif"),
                            replace(options, extent=None, confidence_path=conf),
-                           _part(progress, 0.1, 0.8), cancelled)
+                           part(progress, 0.1, 0.8), cancelled)
         jobs = [(result.output_path, output_path, result.task in CLASS_TASKS, result.style_path)]
         if result.confidence_path and options.confidence_path:
             jobs.append((result.confidence_path, options.confidence_path, False, result.confidence_style_path))
         for k, (src, final, is_class, _) in enumerate(jobs):
             writers.append(_warp_back(src, input_path, final, is_class, window, result.bands,
                                       result.classes if is_class else [],
-                                      _part(progress, 0.9 + 0.1 * k / len(jobs), 0.1 / len(jobs)), cancelled))
+                                      part(progress, 0.9 + 0.1 * k / len(jobs), 0.1 / len(jobs)), cancelled))
         if cancelled():
             raise CancelledError()
         styles = [w.commit(Path(job[3]).read_text(encoding="utf-8") if job[3] else None)

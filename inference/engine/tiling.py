@@ -1,4 +1,4 @@
-"""Window arithmetic: tile layout and blending weights. Pure functions of integers; no I/O."""
+"""Tile layout and blending weights over a window. Pure functions of integers; no I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,31 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Window:
-    """A pixel rectangle: column x, row y, width w, height h."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    @property
-    def x1(self) -> int:
-        return self.x + self.w
-
-    @property
-    def y1(self) -> int:
-        return self.y + self.h
-
-    def grow(self, by: int) -> "Window":
-        return Window(self.x - by, self.y - by, self.w + 2 * by, self.h + 2 * by)
-
-    def intersect(self, other: "Window") -> "Window | None":
-        x, y = max(self.x, other.x), max(self.y, other.y)
-        x1, y1 = min(self.x1, other.x1), min(self.y1, other.y1)
-        return Window(x, y, x1 - x, y1 - y) if x1 > x and y1 > y else None
+from .windows import Window, round_up
 
 
 def axis_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
@@ -126,13 +102,3 @@ class TileGrid:
         ramp = max(self.overlap - 2 * self.margin, 0)
         return tile_weights(self.tile_h, self.tile_w, self.margin, ramp, tile.y <= 0, tile.y1 >= self.height,
                             tile.x <= 0, tile.x1 >= self.width)
-
-
-def chunk_columns(window: Window, chunk_width: int) -> list[Window]:
-    """Split a window into column chunks of `chunk_width` (the last may be narrower)."""
-    return [Window(window.x + x, window.y, min(chunk_width, window.w - x), window.h)
-            for x in range(0, window.w, chunk_width)]
-
-
-def round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple

@@ -4,63 +4,25 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 
-from .card import ClassInfo
 from .errors import CancelledError, ModelError
+from .georef import mean_pixel_size
 from .heads import Head, make_head
 from .model import Model, check_channels, load_model
+from .options import RunOptions, RunResult
 from .plan import Plan, make_plan
-from .raster import (RasterSource, StripReader, extent_to_window, input_rescaling, map_bands, open_raster,
-                     pixel_size_m)
+from .progress import Cancelled, Progress
+from .raster import RasterSource, StripReader, extent_to_window, input_rescaling, map_bands, open_raster
 from .stream import Prefetcher, StripAccumulator, normalize
-from .tiling import TileGrid, Window
+from .tiling import TileGrid
+from .windows import Window, transform
 from .writer import BlockRowBuffer, RasterWriter, check_output_path
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[float], None]
-Cancelled = Callable[[], bool]
-
-
-@dataclass
-class RunOptions:
-    bands: Sequence[int] | None = None
-    extent: Sequence[float] | None = None  # xmin, ymin, xmax, ymax in the raster's CRS
-    device: str = "auto"
-    tile_size: int | None = None
-    batch_size: int | None = None
-    overlap: int | None = None
-    confidence_path: str | None = None
-    threads: int = 0  # onnxruntime intra-op threads; 0 = its default
-    chunk_width: int = 4096  # output columns processed at once; bounds memory on very wide rasters
-    # Per model channel, raw value * input_scale + input_offset before the card's normalisation (e.g. a sensor's
-    # digital numbers to the unit the model was trained on; see presets.py). None: the raw values.
-    input_scale: Sequence[float] | None = None
-    input_offset: Sequence[float] | None = None
-
-
-@dataclass
-class RunResult:
-    output_path: str
-    confidence_path: str | None
-    style_path: str
-    provider: str
-    task: str
-    classes: list[ClassInfo]
-    width: int
-    height: int
-    tiles: int
-    seconds: float
-    bands: list[int]
-    warnings: list[str] = field(default_factory=list)
-    tile_size: int = 0
-    overlap: int = 0
-    batch_size: int = 0
-    confidence_style_path: str = ""
 
 
 @dataclass
@@ -88,7 +50,7 @@ def _input_warnings(source: RasterSource, model: Model, warnings: list[str]) -> 
         _warn(warnings, f"'{name}' has no CRS: the output is written without one. Assign the layer's CRS "
                         "(Layer Properties > Source, or gdal_edit.py -a_srs) to georeference it.")
     trained = model.card.input.pixel_size_m
-    actual = pixel_size_m(source.dataset)
+    actual = mean_pixel_size(source.dataset)
     if trained and actual and not 0.5 <= actual / trained <= 2.0:
         _warn(warnings, f"'{name}' has about {actual:.3g} m pixels but the model was trained at {trained:g} m; "
                         "results may be poor. Resample the raster to the model's resolution first.")
@@ -220,9 +182,7 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
     if options.confidence_path and not conf:
         _warn(warnings, f"A confidence raster is only written for class outputs; a {model.card.task} model "
                         "has none, so it is skipped.")
-    gt = source.geotransform
-    origin = (gt[0] + output.x * gt[1] + output.y * gt[2], gt[1], gt[2],
-              gt[3] + output.x * gt[4] + output.y * gt[5], gt[4], gt[5])
+    origin = transform(output, source.geotransform)
     chunks = plan.chunks()
     total = sum(len(plan.grid(plan.processing_window(c, source.window))) for c in chunks)
     log.info("%s on %s: %d tiles of %dx%d px, overlap %d, batch %d, %s", model.card.name,

@@ -11,9 +11,9 @@ from typing import Sequence
 import numpy as np
 from osgeo import gdal
 
-from .errors import InputError
-from .raster import band_validity, open_raster
-from .tiling import Window
+from ..engine.errors import InputError
+from ..engine.raster import band_validity, open_raster
+from ..engine.windows import Window, block_windows
 
 gdal.UseExceptions()
 
@@ -89,15 +89,12 @@ def require_data(path: str, bands: Sequence[int] | None = None) -> None:
 def _any_valid(path: str, bands: Sequence[int] | None) -> bool:
     ds = open_raster(path)
     band_list = list(bands) if bands else list(range(1, ds.RasterCount + 1))
-    rows = max(1, ds.GetRasterBand(1).GetBlockSize()[1])
-    for y in range(0, ds.RasterYSize, rows):
-        h = min(rows, ds.RasterYSize - y)
-        window = Window(0, y, ds.RasterXSize, h)
-        data = ds.ReadAsArray(0, y, ds.RasterXSize, h, band_list=band_list,
-                              buf_type=gdal.GDT_Float32).reshape(len(band_list), h, ds.RasterXSize)
-        valid = np.ones((h, ds.RasterXSize), dtype=bool)
+    for win in block_windows(ds.RasterXSize, ds.RasterYSize, ds.GetRasterBand(1).GetBlockSize()[1]):
+        data = ds.ReadAsArray(win.x, win.y, win.w, win.h, band_list=band_list,
+                              buf_type=gdal.GDT_Float32).reshape(len(band_list), win.h, win.w)
+        valid = np.ones((win.h, win.w), dtype=bool)
         for i, index in enumerate(band_list):
-            valid &= band_validity(ds.GetRasterBand(index), data[i], window)
+            valid &= band_validity(ds.GetRasterBand(index), data[i], win)
         ds.FlushCache()
         if valid.any():
             return True

@@ -8,24 +8,23 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 from xml.sax.saxutils import escape
 
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from .card import ClassInfo
-from .errors import CancelledError, InputError
-from .raster import band_validity, open_raster
-from .style import paletted_qml
-from .tiling import Window
-from .vectorize import AreaMeter, pixel_window, write_polygons
-from .writer import BLOCK, RasterTarget, RasterWriter, check_output_path
+from ..engine.card import ClassInfo
+from ..engine.errors import CancelledError, InputError
+from ..engine.progress import Cancelled, Progress
+from ..engine.raster import band_validity, open_raster
+from ..engine.style import paletted_qml
+from ..engine.windows import Window, block_windows, from_bounds, transform
+from ..engine.writer import BLOCK, RasterTarget, RasterWriter, check_output_path
+from .vectorize import AreaMeter, write_polygons
 
 gdal.UseExceptions()
 
-Cancelled = Callable[[], bool]
-Progress = Callable[[float], None]
 MASK_NODATA = 255
 MASK_CLASSES = (ClassInfo(0, "normal", "#f7f7f700", "score below the threshold (transparent)"),
                 ClassInfo(1, "anomaly", "#d7191c", "score at or above the threshold"))
@@ -58,21 +57,19 @@ def write_mask(score_path: str, threshold: float, mask_path: str, is_cancelled: 
     writer = RasterWriter(target, width, height, ds.GetGeoTransform(can_return_null=False), ds.GetProjection() or "")
     flagged = valid_count = 0
     try:
-        for y in range(0, height, BLOCK):
-            h = min(BLOCK, height - y)
-            for x in range(0, width, _CHUNK):
-                if cancelled():
-                    raise CancelledError()
-                w = min(_CHUNK, width - x)
-                scores = band.ReadAsArray(x, y, w, h, buf_type=gdal.GDT_Float32)
-                valid = band_validity(band, scores, Window(x, y, w, h))
-                hit = valid & (scores >= np.float32(threshold))
-                out = np.where(valid, hit.astype(np.uint8), np.uint8(MASK_NODATA)).astype(np.uint8)
-                writer.write(x, y, out[None])
-                flagged += int(hit.sum())
-                valid_count += int(valid.sum())
-            ds.FlushCache()
-            progress(min(1.0, (y + h) / height))
+        for win in block_windows(width, height, BLOCK, _CHUNK):
+            if cancelled():
+                raise CancelledError()
+            scores = band.ReadAsArray(win.x, win.y, win.w, win.h, buf_type=gdal.GDT_Float32)
+            valid = band_validity(band, scores, win)
+            hit = valid & (scores >= np.float32(threshold))
+            out = np.where(valid, hit.astype(np.uint8), np.uint8(MASK_NODATA)).astype(np.uint8)
+            writer.write(win.x, win.y, out[None])
+            flagged += int(hit.sum())
+            valid_count += int(valid.sum())
+            if win.x1 == width:
+                ds.FlushCache()
+                progress(win.y1 / height)
         style = writer.commit(paletted_qml(MASK_CLASSES))
     except BaseException:
         writer.abort()
@@ -104,13 +101,13 @@ class _Zonal:
 
     def __call__(self, geometry: ogr.Geometry) -> tuple[int, float, float] | None:
         """(pixels, peak, mean) of the valid scores inside `geometry`; None if it covers no valid score."""
-        window = pixel_window(geometry, self.gt, self.score.RasterXSize, self.score.RasterYSize)
+        xmin, xmax, ymin, ymax = geometry.GetEnvelope()
+        window = from_bounds((xmin, ymin, xmax, ymax), self.gt, self.score.RasterXSize, self.score.RasterYSize)
         if window is None:
             return None
-        x, y, w, h = window
+        x, y, w, h = window.x, window.y, window.w, window.h
         burn = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
-        gt = self.gt
-        burn.SetGeoTransform((gt[0] + x * gt[1] + y * gt[2], gt[1], gt[2], gt[3] + x * gt[4] + y * gt[5], gt[4], gt[5]))
+        burn.SetGeoTransform(transform(window, self.gt))
         if self.projection:  # the same CRS on both sides: no transformer, no warning
             burn.SetProjection(self.projection)
         feature = ogr.Feature(self.layer.GetLayerDefn())

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from .card import ModelCard
 from .errors import InputError
-from .tiling import Window
+from .windows import Window, bounds, from_bounds
 
 gdal.UseExceptions()
 
@@ -209,33 +209,10 @@ def extent_to_window(ds: gdal.Dataset, extent: Sequence[float], path: str) -> Wi
         raise InputError(f"The extent ({xmin}, {ymin}, {xmax}, {ymax}) is empty: xmax must exceed xmin and "
                          "ymax exceed ymin.")
     gt = ds.GetGeoTransform(can_return_null=False)
-    inv = gdal.InvGeoTransform(gt)
-    cols, rows = [], []
-    for x, y in ((xmin, ymin), (xmin, ymax), (xmax, ymin), (xmax, ymax)):
-        c, r = gdal.ApplyGeoTransform(inv, x, y)
-        cols.append(c)
-        rows.append(r)
-    eps = 1e-6
-    x0, x1 = max(0, math.floor(min(cols) + eps)), min(ds.RasterXSize, math.ceil(max(cols) - eps))
-    y0, y1 = max(0, math.floor(min(rows) + eps)), min(ds.RasterYSize, math.ceil(max(rows) - eps))
-    if x1 <= x0 or y1 <= y0:
-        r_xmax = gt[0] + ds.RasterXSize * gt[1]
-        r_ymin = gt[3] + ds.RasterYSize * gt[5]
+    window = from_bounds((xmin, ymin, xmax, ymax), gt, ds.RasterXSize, ds.RasterYSize)
+    if window is None:
+        r = bounds(Window(0, 0, ds.RasterXSize, ds.RasterYSize), gt)
         raise InputError(f"The extent ({xmin:.6g}, {ymin:.6g}, {xmax:.6g}, {ymax:.6g}) lies outside the raster "
-                         f"'{os.path.basename(path)}' ({gt[0]:.6g}, {r_ymin:.6g}, {r_xmax:.6g}, {gt[3]:.6g}). "
+                         f"'{os.path.basename(path)}' ({r[0]:.6g}, {r[1]:.6g}, {r[2]:.6g}, {r[3]:.6g}). "
                          "Choose an extent that overlaps the layer, in the layer's CRS.")
-    return Window(x0, y0, x1 - x0, y1 - y0)
-
-
-def pixel_size_m(ds: gdal.Dataset) -> float | None:
-    """Approximate ground pixel size in metres (geographic CRSs converted at the raster's centre latitude)."""
-    wkt = ds.GetProjection()
-    if not wkt:
-        return None
-    srs = osr.SpatialReference(wkt=wkt)
-    gt = ds.GetGeoTransform()
-    size = (abs(gt[1]) + abs(gt[5])) / 2
-    if srs.IsGeographic():
-        lat = gt[3] + gt[5] * ds.RasterYSize / 2
-        return size * 111_320.0 * math.cos(math.radians(lat))
-    return size * srs.GetLinearUnits()
+    return window

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
 from .errors import InputError
-from .tiling import TileGrid, Window, chunk_columns, round_up
+from .model import Model
+from .options import RunOptions
+from .tiling import TileGrid
+from .windows import Window, chunk_columns, round_up
 from .writer import BLOCK
-
-if TYPE_CHECKING:
-    from .engine import RunOptions
-    from .model import Model
 
 DEFAULT_BATCH = 4
 
@@ -61,7 +60,7 @@ class Plan:
         return TileGrid(window.w, window.h, tw, th, self.overlap, self.margin, self.size_multiple)
 
 
-def _tile_size(model: "Model", options: "RunOptions", warn: Callable[[str], None]) -> tuple[int, int]:
+def _tile_size(model: Model, options: RunOptions, warn: Callable[[str], None]) -> tuple[int, int]:
     fixed = model.fixed_size
     if fixed:
         if options.tile_size and options.tile_size not in fixed:
@@ -75,7 +74,7 @@ def _tile_size(model: "Model", options: "RunOptions", warn: Callable[[str], None
     return rounded, rounded
 
 
-def _output_channels(model: "Model", tile_in: tuple[int, int]) -> int | None:
+def _output_channels(model: Model, tile_in: tuple[int, int]) -> int | None:
     """Output channels from the graph, or by running it once on a blank tile when the graph leaves them open."""
     if model.output_channels:
         return model.output_channels
@@ -85,7 +84,7 @@ def _output_channels(model: "Model", tile_in: tuple[int, int]) -> int | None:
     return int(model.run(probe).shape[1])
 
 
-def make_plan(model: "Model", output: Window, options: "RunOptions", warn: Callable[[str], None]) -> Plan:
+def make_plan(model: Model, output: Window, options: RunOptions, warn: Callable[[str], None]) -> Plan:
     card = model.card
     tile_in = _tile_size(model, options, warn)
     crop, margin = card.output.crop, card.input.margin or 0

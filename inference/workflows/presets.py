@@ -32,10 +32,10 @@ from typing import Sequence
 
 from osgeo import gdal
 
-from .card import ModelCard
-from .errors import InputError
+from ..engine.card import ModelCard
+from ..engine.errors import InputError
+from ..engine.raster import map_bands, open_raster
 from .inspect import decimated
-from .raster import map_bands, open_raster
 
 gdal.UseExceptions()
 

@@ -1,0 +1,44 @@
+"""What a run is asked to do (RunOptions) and what it did (RunResult)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .card import ClassInfo
+
+
+@dataclass
+class RunOptions:
+    bands: Sequence[int] | None = None
+    extent: Sequence[float] | None = None  # xmin, ymin, xmax, ymax in the raster's CRS
+    device: str = "auto"
+    tile_size: int | None = None
+    batch_size: int | None = None
+    overlap: int | None = None
+    confidence_path: str | None = None
+    threads: int = 0  # onnxruntime intra-op threads; 0 = its default
+    chunk_width: int = 4096  # output columns processed at once; bounds memory on very wide rasters
+    # Per model channel, raw value * input_scale + input_offset before the card's normalisation (e.g. a sensor's
+    # digital numbers to the unit the model was trained on; see presets.py). None: the raw values.
+    input_scale: Sequence[float] | None = None
+    input_offset: Sequence[float] | None = None
+
+
+@dataclass
+class RunResult:
+    output_path: str
+    confidence_path: str | None
+    style_path: str
+    provider: str
+    task: str
+    classes: list[ClassInfo]
+    width: int
+    height: int
+    tiles: int
+    seconds: float
+    bands: list[int]
+    warnings: list[str] = field(default_factory=list)
+    tile_size: int = 0
+    overlap: int = 0
+    batch_size: int = 0
+    confidence_style_path: str = ""
