@@ -1,18 +1,30 @@
-"""The command line: ``run`` a model over a raster, ``info`` about a model, ``providers`` on this machine."""
+"""The command line: ``run`` a model over a raster, ``info`` about a model, ``providers`` on this machine.
+
+SIGINT and SIGTERM cancel a run at any moment: the engine stops at the next tile or block, drops its staged files
+and leaves every earlier output byte-identical (a signal during the final commit rolls it back). The exit status
+is 130 (SIGINT) or 143 (SIGTERM); 2 for bad input, 1 for any other error; no traceback reaches the user.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 import time
-from typing import Sequence, TextIO
+from types import FrameType
+from typing import Any, Callable, Sequence, TextIO
 
-from .engine.errors import DeepStrataError, InputError
+from .engine.deepness import CardOverrides
+from .engine.errors import CancelledError, DeepStrataError, InputError
 from .engine.model import load_model, model_info
 from .engine.options import RunOptions
 from .engine.providers import DEVICES, available_providers
 from .engine.run import run_model
+
+LABELS = {"output": "--output", "confidence": "--confidence"}
 
 
 class ProgressBar:
@@ -37,6 +49,75 @@ class ProgressBar:
         self.stream.flush()
 
 
+class Signals:
+    """SIGINT and SIGTERM set a flag the engine polls (is_cancelled) instead of interrupting it anywhere."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        self.received = self.received or number
+        self.event.set()
+
+    def __call__(self) -> bool:
+        return self.event.is_set()
+
+    def __enter__(self) -> "Signals":
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    @property
+    def status(self) -> int:
+        return 128 + int(self.received or signal.SIGINT)
+
+
+def _positive(name: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be 1 or more, not {value}")
+        return value
+    return parse
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"the overlap must be 0 or more pixels, not {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"the threshold is a probability between 0 and 1, not {value}")
+    return value
+
+
+def _odd(text: str) -> int:
+    value = _positive("the median filter")(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"the median filter must be an odd number of pixels, not {value}")
+    return value
+
+
 def _bands(text: str) -> list[int]:
     try:
         return [int(t) for t in text.replace(" ", "").split(",") if t]
@@ -55,6 +136,10 @@ def _extent(text: str) -> list[float]:
     return values
 
 
+def _classes(text: str) -> list[list[str]]:
+    return [[n.strip() for n in group.split(",") if n.strip()] for group in text.split(";")]
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m deepstrata.inference",
                                 description="Run DeepStrata ONNX models on rasters without QGIS.")
@@ -66,10 +151,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--bands", type=_bands, help="raster bands in model order, e.g. 4,3,2 (default: by name)")
     run.add_argument("--extent", type=_extent, help="xmin,ymin,xmax,ymax in the raster's CRS")
     run.add_argument("--device", default="auto", choices=DEVICES, help="execution provider (default: auto)")
-    run.add_argument("--tile-size", type=int, help="tile edge in pixels (default: from the model card)")
-    run.add_argument("--batch-size", type=int, help="tiles per inference call (default: 4)")
-    run.add_argument("--overlap", type=int, help="tile overlap in pixels (default: twice the card's margin, or 1/8 of the tile without one)")
+    run.add_argument("--tile-size", type=_positive("the tile size"), help="tile edge in pixels (default: the card's)")
+    run.add_argument("--batch-size", type=_positive("the batch size"), help="tiles per inference call (default: 4)")
+    run.add_argument("--overlap", type=_non_negative, help="tile overlap in pixels (default: twice the card's "
+                                                           "margin, or 1/8 of the tile without one)")
     run.add_argument("--confidence", help="also write the maximum class probability to this GeoTIFF")
+    run.add_argument("--pixel-size", choices=("model", "raster"), default="model",
+                     help="run at the model's pixel size (resampling the raster when its card gives one; the "
+                          "default) or the raster's own")
+    run.add_argument("--task", choices=("segmentation", "regression"),
+                     help="what a model without a card or Deepness metadata computes")
+    run.add_argument("--classes", type=_classes, help="class names of such a model, e.g. water,land (outputs "
+                                                      "separated by ';')")
+    run.add_argument("--threshold", type=_probability, help="class probability threshold (default: the model's)")
+    run.add_argument("--median", type=_odd, help="median filter over the class map, odd pixels (default: the "
+                                                 "model's; 1 = none)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     info = sub.add_parser("info", help="show a model's card and where it would run")
     info.add_argument("--model", required=True)
@@ -78,11 +174,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, signals: Signals) -> int:
+    from .workflows.resample import run_at_model_resolution
+
+    overrides = CardOverrides(args.task, args.classes, args.threshold, args.median)
     options = RunOptions(bands=args.bands, extent=args.extent, device=args.device, tile_size=args.tile_size,
-                         batch_size=args.batch_size, overlap=args.overlap, confidence_path=args.confidence)
+                         batch_size=args.batch_size, overlap=args.overlap, confidence_path=args.confidence,
+                         card=overrides, labels=LABELS)
     progress = None if args.quiet else ProgressBar(sys.stderr)
-    result = run_model(args.model, args.input, args.output, options, on_progress=progress)
+    model = load_model(args.model, args.device, overrides=overrides)
+    if args.pixel_size == "model":
+        done = run_at_model_resolution(model, args.input, args.output, options, progress, signals)
+        result = done.result
+        if done.plan is not None:
+            print(done.plan.reason, file=sys.stderr)
+    else:
+        result = run_model(model, args.input, args.output, options, on_progress=progress, is_cancelled=signals)
     print(f"Wrote {result.output_path} ({result.width}x{result.height} px, {result.task}) in "
           f"{result.seconds:.1f} s: {result.tiles} tiles of {result.tile_size} px, overlap {result.overlap}, "
           f"batch {result.batch_size}, on {result.provider}")
@@ -104,16 +211,30 @@ def _info(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
-    try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "info":
-            return _info(args)
-        print("\n".join(available_providers()))
-        return 0
-    except KeyboardInterrupt:
-        print("\nerror: cancelled; no output was written", file=sys.stderr)
-        return 130
-    except DeepStrataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, InputError) else 1
+    with Signals() as signals:
+        try:
+            if args.command == "run":
+                return _run(args, signals)
+            if args.command == "info":
+                return _info(args)
+            print("\n".join(available_providers()))
+            return 0
+        except (KeyboardInterrupt, CancelledError):
+            name = signal.Signals(signals.received).name if signals.received else "SIGINT"
+            print(f"\nerror: cancelled ({name}); nothing was written and earlier files are unchanged",
+                  file=sys.stderr)
+            return signals.status
+        except DeepStrataError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2 if isinstance(exc, InputError) else 1
+        except OSError as exc:  # an unexpected file-system failure: said in one line, never a traceback
+            print(f"error: {exc.strerror or exc} ({exc.filename or 'no file named'}). Check the paths, their "
+                  "permissions and the free disk space.", file=sys.stderr)
+            return 1
+        except Exception as exc:  # a bug: one line for the user, the traceback with DEEPSTRATA_DEBUG=1
+            if os.environ.get("DEEPSTRATA_DEBUG"):
+                raise
+            print(f"error: unexpected {type(exc).__name__}: {exc}. This is a fault in DeepStrata, not in your "
+                  "data: please report it with the command you ran (DEEPSTRATA_DEBUG=1 shows the details).",
+                  file=sys.stderr)
+            return 1

@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
+    QgsProject,
     QgsProviderRegistry,
     QgsRasterLayer,
 )
@@ -162,8 +163,26 @@ class DeepStrataAlgorithm(QgsProcessingAlgorithm):
         """The INPUT raster layer and the file GDAL opens for it."""
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         if layer is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, "INPUT"))
+            raise QgsProcessingException(input_problem(parameters.get("INPUT"))
+                                         or self.invalidRasterError(parameters, "INPUT"))
         return layer, gdal_path(layer)
+
+    def checkParameterValues(self, parameters, context: QgsProcessingContext):  # noqa: N802 (QGIS API)
+        """QGIS's checks, with the reason an INPUT raster cannot be loaded (missing, empty, not a raster, which
+        driver failed) instead of only "Could not load source layer"."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok or self.parameterDefinition("INPUT") is None:
+            return ok, message
+        if self.parameterAsRasterLayer(parameters, "INPUT", context) is None:
+            problem = input_problem(parameters.get("INPUT"))
+            if problem:
+                return False, problem
+        return ok, message
+
+    def parameters_for_provenance(self, parameters) -> dict:
+        """The algorithm and its plain parameter values, stored in every output's metadata."""
+        plain = {k: v for k, v in parameters.items() if isinstance(v, (str, int, float, bool, list, tuple))}
+        return {"algorithm": f"deepstrata:{self.name()}", **plain}
 
     def check_can_execute(self) -> None:
         """processAlgorithm's guard: qgis_process and processing.run do not call canExecute() themselves."""
@@ -190,6 +209,23 @@ def gdal_path(layer: QgsRasterLayer) -> str:
     return path
 
 
+def input_problem(value) -> "str | None":
+    """Why an INPUT value QGIS could not load as a raster layer is not a raster; None if no reason is found."""
+    if isinstance(value, QgsRasterLayer) or not isinstance(value, str) or not value:
+        return None
+    if QgsProject.instance().mapLayer(value) is not None:
+        return None
+    path = QgsProviderRegistry.instance().decodeUri("gdal", value).get("path") or value
+    from ..inference import DeepStrataError
+    from ..inference.engine.raster import open_raster
+
+    try:
+        open_raster(path)
+    except DeepStrataError as exc:
+        return str(exc)
+    return None
+
+
 def available() -> list:
     """onnxruntime's execution providers here, for the log; empty if it cannot tell."""
     from ..inference import available_providers
@@ -200,11 +236,11 @@ def available() -> list:
         return []
 
 
-def load_reported(model_path: str, device: str, report: FeedbackAdapter):
+def load_reported(model_path: str, device: str, report: FeedbackAdapter, overrides=None):
     """Load the model and say in the log which one it is and which execution provider runs it."""
     from ..inference import load_model
 
-    model = load_model(model_path, device)
+    model = load_model(model_path, device, overrides=overrides)
     card = model.card
     report.info(f"Model: {card.name}" + (f" {card.version}" if card.version else "")
                 + f" ({os.path.basename(model_path)}), task: {card.task}")

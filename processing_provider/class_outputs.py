@@ -22,10 +22,12 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from .outputs import load_table_on_completion
 from .styling import name_on_load, style_on_load, style_vector_on_load
 from .workflow import Run, WorkflowAlgorithm
 
 if TYPE_CHECKING:
+    from ..inference.engine.staging import Staging
     from ..inference.workflows.class_stats import ClassStat
     from ..inference.workflows.resample import ResampledRun
 
@@ -60,26 +62,37 @@ class ClassWorkflow(WorkflowAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.CLASS_STATISTICS,
                                                  self.tr("Class statistics (JSON: class, pixels, area, percent)")))
 
-    def finish_classes(self, parameters: dict[str, Any], context: QgsProcessingContext, run: Run,
-                       done: "ResampledRun") -> dict[str, Any]:
-        """Statistics, polygons, layer names and styles after the model ran; the algorithm's results."""
-        from ..inference.workflows.class_stats import class_statistics, format_table
+    def finish_classes(self, run: Run, done: "ResampledRun", stage: "Staging") -> "list[ClassStat]":
+        """Inside the run's staging: class statistics (to the log, and to a table file if one was asked for)
+        and polygons, read from the staged class raster. Returns the statistics."""
+        from ..inference.workflows.class_stats import class_statistics, format_table, write_table
+        from ..inference.workflows.vectorize import polygonize_classes
 
         result = done.result
         classes = list(run.model.card.output.classes)
-        stats = class_statistics(result.output_path, classes, is_cancelled=run.report.is_cancelled)
+        stats = class_statistics(stage.current(result.output_path), classes, is_cancelled=run.report.is_cancelled)
         run.report.info(f"{self.WHAT} of '{run.title}':\n" + format_table(stats))
+        table = run.outputs[self.STATISTICS]
+        if table and not table.startswith("memory:"):
+            write_table(stats, table, stage, layer_name=f"{self.WHAT.lower()}_statistics")
+        polygons = run.outputs[self.VECTORIZE]
+        if polygons:
+            count = polygonize_classes(result.output_path, polygons, classes, layer_name=self.WHAT.lower(),
+                                       is_cancelled=run.report.is_cancelled, staging=stage)
+            run.report.info(f"Class polygons: {count} written to {polygons}")
+        return stats
+
+    def publish_classes(self, parameters: dict[str, Any], context: QgsProcessingContext, run: Run,
+                        done: "ResampledRun", stats: "list[ClassStat]") -> dict[str, Any]:
+        """After the commit: the results, and the names and styles of the layers Processing loads."""
+        result = done.result
+        classes = list(run.model.card.output.classes)
         results: dict[str, Any] = {self.OUTPUT: result.output_path, self.CONFIDENCE: result.confidence_path,
                                    self.PROVIDER: result.provider,
                                    self.CLASS_STATISTICS: json.dumps([_stat_dict(s) for s in stats])}
-        results[self.STATISTICS] = self._statistics_table(parameters, context, stats, run.title)
-        polygons = self.parameterAsOutputLayer(parameters, self.VECTORIZE, context)
+        results[self.STATISTICS] = self._statistics_table(parameters, context, run, stats)
+        polygons = run.outputs[self.VECTORIZE]
         if polygons:
-            from ..inference.workflows.vectorize import polygonize_classes
-
-            count = polygonize_classes(result.output_path, polygons, classes, layer_name=self.WHAT.lower(),
-                                       is_cancelled=run.report.is_cancelled, overwrite=True)
-            run.report.info(f"Class polygons: {count} written to {polygons}")
             results[self.VECTORIZE] = polygons
             style_vector_on_load(context, polygons, f"{self.WHAT} polygons - {run.title}",
                                  [(c.value, c.name, c.color) for c in classes])
@@ -88,23 +101,29 @@ class ClassWorkflow(WorkflowAlgorithm):
                       f"{self.WHAT} confidence - {run.title}")
         return results
 
-    def _statistics_table(self, parameters: dict[str, Any], context: QgsProcessingContext,
-                          stats: "list[ClassStat]", title: str) -> str | None:
+    def _statistics_table(self, parameters: dict[str, Any], context: QgsProcessingContext, run: Run,
+                          stats: "list[ClassStat]") -> str | None:
+        """The table's result: the file written in the staging, or a temporary layer made now."""
+        title = f"{self.WHAT} statistics - {run.title}"
+        table = run.outputs[self.STATISTICS]
+        if not table:
+            return None
+        if not table.startswith("memory:"):
+            load_table_on_completion(run.outputs, self.STATISTICS, table, context, title)
+            return table
         fields = QgsFields()
         for name, kind in STAT_FIELDS:
             fields.append(QgsField(name, kind))
         sink, dest = self.parameterAsSink(parameters, self.STATISTICS, context, fields, QgsWkbTypes.Type.NoGeometry,
                                           QgsCoordinateReferenceSystem())
         if sink is None:
-            if parameters.get(self.STATISTICS) not in (None, ""):
-                raise QgsProcessingException(self.invalidSinkError(parameters, self.STATISTICS))
-            return None
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.STATISTICS))
         for s in stats:
             feature = QgsFeature(fields)
             feature.setAttributes([s.value, s.name, s.pixels, _number(s.area_m2), _number(s.area_ha),
                                    round(s.percent, 4)])
             sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
-        name_on_load(context, dest, f"{self.WHAT} statistics - {title}")
+        name_on_load(context, dest, title)
         return dest
 
 

@@ -80,10 +80,9 @@ class ClassifyLandformsAlgorithm(ClassWorkflow):
                 raise QgsProcessingException(
                     f"'{run.title}' has {facts.bands} bands; choose the one that holds elevations with "
                     "'Elevation band'.")
-            output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
             options = RunOptions(bands=[band or 1],
-                                 confidence_path=self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context)
-                                 or None)
-            with run.report:
-                done = self.run_engine(run, output, options)
-            return self.finish_classes(parameters, context, run, done)
+                                 confidence_path=run.outputs[self.CONFIDENCE] or None)
+            with run.report, run.staging() as stage:
+                done = self.run_engine(run, run.outputs[self.OUTPUT], options, stage)
+                stats = self.finish_classes(run, done, stage)
+            return self.publish_classes(parameters, context, run, done, stats)

@@ -3,7 +3,6 @@ threshold, and anomaly patches as polygons with their area and peak score."""
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
@@ -141,18 +140,19 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
                                      self.parameterAsInts(parameters, self.BANDS, context) or None)
             if mapping.description:
                 run.report.info(mapping.description)
-            output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+            output = run.outputs[self.OUTPUT]
             options = RunOptions(bands=mapping.bands, input_scale=mapping.scale, input_offset=mapping.offset)
-            with run.report:
-                done = self.run_engine(run, output, options)
             threshold = (self.parameterAsDouble(parameters, self.THRESHOLD, context)
                          if parameters.get(self.THRESHOLD) not in (None, "") else spec.threshold)
-            results: dict[str, Any] = {self.OUTPUT: done.result.output_path, self.PROVIDER: done.result.provider}
-            mask = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context)
-            polygons = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
-            with tempfile.TemporaryDirectory(prefix="deepstrata-mask-") as scratch:  # the mask, when not asked for
-                mask_path = mask or os.path.join(scratch, "mask.tif")
-                stats = write_mask(output, threshold, mask_path, is_cancelled=run.report.is_cancelled)
+            mask, polygons = run.outputs[self.OUTPUT_MASK], run.outputs[self.OUTPUT_POLYGONS]
+            with run.report, run.staging() as stage:
+                done = self.run_engine(run, output, options, stage)
+                results: dict[str, Any] = {self.OUTPUT: done.result.output_path,
+                                           self.PROVIDER: done.result.provider}
+                # the mask, when not asked for, is only a step towards the polygons: written in scratch space
+                mask_path = mask or os.path.join(stage.folder(output, "scratch"), "mask.tif")
+                stats = write_mask(output if mask else stage.current(output), threshold, mask_path,
+                                   staging=stage if mask else None, is_cancelled=run.report.is_cancelled)
                 run.report.info(f"Threshold {threshold:g}: {stats.flagged} of {stats.valid} pixels anomalous "
                                 f"({100 * stats.fraction:.3f} %).")
                 results.update({self.OUTPUT_MASK: mask or None, self.ANOMALY_PIXELS: stats.flagged,
@@ -160,10 +160,11 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
                 if polygons:
                     min_area = self.parameterAsDouble(parameters, self.MIN_AREA, context)
                     count = anomaly_polygons(mask_path, output, polygons, min_area,
-                                             is_cancelled=run.report.is_cancelled, overwrite=True)
+                                             is_cancelled=run.report.is_cancelled, staging=stage)
                     run.report.info(f"Anomaly polygons: {count} patches of at least {min_area:g} m² in {polygons}")
                     results.update({self.OUTPUT_POLYGONS: polygons, self.PATCHES: count})
-                    style_vector_on_load(context, polygons, f"Anomalies - {run.title}")
+        if polygons:
+            style_vector_on_load(context, polygons, f"Anomalies - {run.title}")
         style_on_load(context, output, done.result.style_path, f"Anomaly score - {run.title}")
         if mask:
             style_on_load(context, mask, stats.style_path, f"Anomaly mask - {run.title}")

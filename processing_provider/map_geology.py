@@ -83,6 +83,14 @@ class MapGeologyAlgorithm(ClassWorkflow):
                 f"'{card.name}' is {describe(model)}; Map geology needs a "
                 "class model for multispectral bands, such as the bundled geology_oli.onnx (leave 'Model' empty).")
 
+    def extra_reads(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str) -> list:
+        """The Landsat MTL file the run reads (given, or found beside the raster)."""
+        from ..inference.engine.destinations import Read
+        from ..inference.workflows.presets import find_mtl
+
+        mtl = self.parameterAsFile(parameters, self.MTL, context) or find_mtl(path)
+        return [Read(mtl, "the Landsat MTL file")] if mtl else []
+
     def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..inference import RunOptions
@@ -95,10 +103,9 @@ class MapGeologyAlgorithm(ClassWorkflow):
                                      self.parameterAsInts(parameters, self.BANDS, context) or None,
                                      self.parameterAsFile(parameters, self.MTL, context) or None)
             run.report.info(mapping.description)
-            output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
             options = RunOptions(bands=mapping.bands, input_scale=mapping.scale, input_offset=mapping.offset,
-                                 confidence_path=self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context)
-                                 or None)
-            with run.report:
-                done = self.run_engine(run, output, options)
-            return self.finish_classes(parameters, context, run, done)
+                                 confidence_path=run.outputs[self.CONFIDENCE] or None)
+            with run.report, run.staging() as stage:
+                done = self.run_engine(run, run.outputs[self.OUTPUT], options, stage)
+                stats = self.finish_classes(run, done, stage)
+            return self.publish_classes(parameters, context, run, done, stats)

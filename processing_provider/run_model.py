@@ -13,11 +13,13 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsRasterLayer,
 )
 
 from .base import (DEVICES, DeepStrataAlgorithm, FeedbackAdapter, default_model, engine_errors, load_reported,
                    report_run)
+from .outputs import resolve_outputs
 from .styling import style_on_load
 
 
@@ -33,7 +35,13 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
     OUTPUT = "OUTPUT"
     CONFIDENCE = "CONFIDENCE"
     PROVIDER = "PROVIDER"
+    RESOLUTION = "RESOLUTION"
+    TASK = "TASK"
+    CLASSES = "CLASSES"
+    THRESHOLD = "THRESHOLD"
+    SMOOTHING = "SMOOTHING"
     ICON = "run_model.svg"
+    TASKS = ("", "segmentation", "regression")
 
     def name(self) -> str:
         return "runmodel"
@@ -63,7 +71,14 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
             "Device: 'auto' uses the best onnxruntime execution provider on this machine (a GPU when "
             "onnxruntime-gpu and its drivers are installed) and falls back to CPU with a warning.\n"
             "Tile size, batch size, overlap: 0 or empty = the model card's values.\n"
-            "Confidence: optionally also write the winning class probability (0..1) per pixel.\n\n"
+            "Confidence: optionally also write the winning class probability (0..1) per pixel.\n"
+            "Pixel size: by default the raster is resampled to the model's pixel size when its card gives one and "
+            "the raster's differs by more than 25 % (as Deepness does), and the outputs come back on the raster's "
+            "grid; or run on the raster's own pixels.\n\n"
+            "Models made for Deepness run as Deepness runs them. A model that carries neither a card nor Deepness "
+            "metadata needs its Task (and, if you like, Class names: 'water,land'; outputs separated by ';'). "
+            "Class threshold and Median filter override the model's (Deepness: probability threshold and "
+            "'remove small segments').\n\n"
             "The Provider output names the execution provider that actually ran."
         )
 
@@ -95,6 +110,32 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
             number = QgsProcessingParameterNumber(key, self.tr(label), QgsProcessingParameterNumber.Type.Integer,
                                                   optional=True, minValue=0)
             self.add(number, help_text, advanced=True)
+        self.add(QgsProcessingParameterEnum(self.RESOLUTION, self.tr("Pixel size to run at"),
+                                            options=[self.tr("The model's (when its card gives one)"),
+                                                     self.tr("The raster's own")], defaultValue=0),
+                 "The model's: the raster is resampled to the pixel size the model was trained at and the outputs "
+                 "come back on the raster's grid. The raster's own: the model sees the raster's pixels.",
+                 advanced=True)
+        self.add(QgsProcessingParameterEnum(self.TASK, self.tr("Task (for a model without a card)"),
+                                            options=[self.tr("From the model"), self.tr("Segmentation"),
+                                                     self.tr("Regression")], defaultValue=0),
+                 "What a model that carries neither a DeepStrata card nor Deepness metadata computes.",
+                 advanced=True)
+        self.add(QgsProcessingParameterString(self.CLASSES, self.tr("Class names (for a model without a card)"),
+                                              optional=True),
+                 "Comma-separated class names in channel order, e.g. 'water,land'; several outputs separated by "
+                 "';'. Empty: channel_0, channel_1, ...", advanced=True)
+        threshold = QgsProcessingParameterNumber(self.THRESHOLD, self.tr("Class probability threshold (empty: the "
+                                                                         "model's)"),
+                                                 QgsProcessingParameterNumber.Type.Double, optional=True,
+                                                 minValue=0.0, maxValue=1.0)
+        self.add(threshold, "Probabilities below it do not count: where no class reaches it, the first class wins.",
+                 advanced=True)
+        self.add(QgsProcessingParameterNumber(self.SMOOTHING, self.tr("Median filter over classes (pixels, odd; "
+                                                                      "empty: the model's)"),
+                                              QgsProcessingParameterNumber.Type.Integer, optional=True, minValue=1),
+                 "A median filter of this size over the class map removes small segments (Deepness's 'remove "
+                 "small segments'); 1 turns it off.", advanced=True)
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Model output")),
                   "GeoTIFF with the model's classes, values or scores; a QML style is written beside it.")
         self.add(QgsProcessingParameterRasterDestination(self.CONFIDENCE, self.tr("Confidence (0..1)"),
@@ -103,16 +144,34 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.PROVIDER, self.tr("Execution provider that ran")))
 
     # ------------------------------------------------------------------ running
+    def _overrides(self, parameters, context: QgsProcessingContext):
+        from ..inference.engine.deepness import CardOverrides
+
+        text = self.parameterAsString(parameters, self.CLASSES, context).strip()
+        classes = [[n.strip() for n in group.split(",") if n.strip()] for group in text.split(";")] if text else None
+        smoothing = self.optional_int(parameters, self.SMOOTHING, context)
+        if smoothing is not None and smoothing % 2 == 0:
+            raise QgsProcessingException(f"The median filter must be an odd number of pixels (3, 5, 7, ...), not "
+                                         f"{smoothing}.")
+        threshold = (self.parameterAsDouble(parameters, self.THRESHOLD, context)
+                     if parameters.get(self.THRESHOLD) not in (None, "") else None)
+        return CardOverrides(self.TASKS[self.parameterAsEnum(parameters, self.TASK, context)] or None, classes,
+                             threshold, smoothing)
+
     def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
                          feedback: QgsProcessingFeedback) -> dict:
         self.check_can_execute()
         from ..inference import RunOptions, run_model
+        from ..inference.engine.staging import Staging
+        from ..inference.workflows.resample import run_at_model_resolution
 
         layer, input_path = self.input_raster(parameters, context)
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or default_model()
         if not model_path:
             raise QgsProcessingException(self.tr("No model given and none is bundled: choose an .onnx file for "
                                                  "'ONNX model'."))
+        outputs = resolve_outputs(self, parameters, context)
+        overrides = self._overrides(parameters, context)
         options = RunOptions(
             bands=self.parameterAsInts(parameters, self.BANDS, context) or None,
             extent=self._extent(parameters, context, layer),
@@ -120,14 +179,23 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
             tile_size=self.optional_int(parameters, self.TILE_SIZE, context),
             batch_size=self.optional_int(parameters, self.BATCH_SIZE, context),
             overlap=self.optional_int(parameters, self.OVERLAP, context),
-            confidence_path=self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context) or None,
-        )
-        output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+            confidence_path=outputs[self.CONFIDENCE] or None, card=overrides,
+            labels={"output": outputs.labels[self.OUTPUT], "confidence": outputs.labels[self.CONFIDENCE]})
+        at_model_size = self.parameterAsEnum(parameters, self.RESOLUTION, context) == 0
         with FeedbackAdapter(feedback) as report, engine_errors():
-            model = load_reported(model_path, options.device, report)
+            model = load_reported(model_path, options.device, report, overrides)
             card = model.card
-            result = run_model(model, input_path, output_path, options,
-                               on_progress=report.on_progress, is_cancelled=report.is_cancelled)
+            with Staging(report.is_cancelled, self.parameters_for_provenance(parameters)) as stage:
+                if at_model_size:
+                    done = run_at_model_resolution(model, input_path, outputs[self.OUTPUT], options,
+                                                   report.on_progress, report.is_cancelled, staging=stage)
+                    if done.plan is not None:
+                        report.info(done.plan.reason)
+                    result = done.result
+                else:
+                    result = run_model(model, input_path, outputs[self.OUTPUT], options,
+                                       on_progress=report.on_progress, is_cancelled=report.is_cancelled,
+                                       staging=stage)
             report.warnings(result.warnings)
         report_run(report, result)
         if result.classes:

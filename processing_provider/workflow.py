@@ -6,7 +6,7 @@ Each workflow is one algorithm in its own file; this base keeps them to what dif
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
@@ -21,21 +21,25 @@ from qgis.core import (
 )
 
 from .base import DEVICES, DeepStrataAlgorithm, FeedbackAdapter, bundled_model, load_reported, report_run
+from .outputs import Outputs, resolve_outputs
 
 if TYPE_CHECKING:
     from ..inference import Model, RunOptions
+    from ..inference.engine.staging import Staging
     from ..inference.workflows.resample import ResampledRun
 
 
 @dataclass
 class Run:
-    """One workflow run: the layer, its file, the loaded model and the log adapter."""
+    """One workflow run: the layer, its file, the loaded model, the log adapter and the run's destinations."""
 
     layer: QgsRasterLayer
     path: str
     model: "Model"
     report: FeedbackAdapter
     device: str
+    outputs: Outputs
+    parameters: dict[str, Any] = field(default_factory=dict)  # for the outputs' provenance
 
     @property
     def title(self) -> str:
@@ -43,6 +47,12 @@ class Run:
         a previous step's output named like "OUTPUT", the file's name instead."""
         name = self.layer.name()
         return os.path.splitext(os.path.basename(self.path))[0] if not name or name.isupper() else name
+
+    def staging(self) -> "Staging":
+        """Where every output of the run is written; committed together when the block ends cleanly."""
+        from ..inference.engine.staging import Staging
+
+        return Staging(self.report.is_cancelled, self.parameters)
 
 
 def describe(model: "Model") -> str:
@@ -78,8 +88,11 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
 
     def start(self, parameters: dict[str, Any], context: QgsProcessingContext,
               feedback: QgsProcessingFeedback) -> Run:
-        """Check onnxruntime, resolve the layer and the model, load it and say which provider runs it."""
+        """Check onnxruntime, resolve the layer and the model, load it and say which provider runs it, then check
+        every destination of the run before any work."""
         self.check_can_execute()
+        from ..inference.engine.destinations import check_destinations
+        from ..inference.engine.raster import input_reads, open_raster
         from ..inference.workflows.inspect import require_data
 
         layer, path = self.input_raster(parameters, context)
@@ -91,7 +104,16 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         model = load_reported(model_path, device, report)
         self.check_model(model, model_path)
-        return Run(layer, path, model, report, device)
+        outputs = resolve_outputs(self, parameters, context)
+        ds = open_raster(path)
+        check_destinations(outputs.destinations(),
+                           input_reads(ds, path) + model.reads + self.extra_reads(parameters, context, path))
+        ds = None
+        return Run(layer, path, model, report, device, outputs, self.parameters_for_provenance(parameters))
+
+    def extra_reads(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str) -> list:
+        """Files besides the raster and the model that the run reads (workflows that read more override this)."""
+        return []
 
     def no_model_message(self, path: str) -> str:
         return self.tr("No model given and no bundled model fits this input: choose an .onnx file for 'Model'.")
@@ -99,13 +121,15 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
     def check_model(self, model: "Model", path: str) -> None:
         """Raise QgsProcessingException when the chosen model cannot serve this workflow."""
 
-    def run_engine(self, run: Run, output: str, options: "RunOptions") -> "ResampledRun":
+    def run_engine(self, run: Run, output: str, options: "RunOptions", staging: "Staging") -> "ResampledRun":
         """Run the model at its own pixel size (resampling the input there and the outputs back if needed)."""
         from ..inference.workflows.resample import run_at_model_resolution
 
         options.device = run.device
+        options.labels = {"output": run.outputs.labels.get("OUTPUT", "OUTPUT"),
+                          "confidence": run.outputs.labels.get("CONFIDENCE", "CONFIDENCE")}
         done = run_at_model_resolution(run.model, run.path, output, options, on_progress=run.report.on_progress,
-                                       is_cancelled=run.report.is_cancelled)
+                                       is_cancelled=run.report.is_cancelled, staging=staging)
         if done.plan is not None:
             run.report.info(done.plan.reason)
         run.report.warnings(done.result.warnings)

@@ -12,6 +12,7 @@ from osgeo import gdal
 
 from deepstrata.inference.engine.card import ClassInfo
 from deepstrata.inference.engine.style import paletted_qml
+from deepstrata.inference.engine.staging import Staging
 from deepstrata.inference.engine.writer import RasterTarget, RasterWriter
 
 from .geomorphons import CLASSES, NODATA, geomorphons
@@ -52,14 +53,11 @@ def write_forms(dem_path: str | Path, output: str | Path, search_radius_m: float
     dem = read_dem(dem_path)
     forms = geomorphons(dem.elevation, dem.cell_size, search_radius_m, flat_deg, skip_cells=skip_cells)
     classes = [ClassInfo(value, name, colour) for value, name, colour in CLASSES]
-    target = RasterTarget(str(output), np.dtype(np.uint8), NODATA, ["geomorphon"], classes)
-    writer = RasterWriter(target, forms.shape[1], forms.shape[0], dem.geotransform, dem.projection)
-    try:
+    target = RasterTarget(str(output), np.dtype(np.uint8), NODATA, ["geomorphon"], [classes])
+    with Staging() as stage, RasterWriter(stage, target, forms.shape[1], forms.shape[0], dem.geotransform,
+                                          dem.projection) as writer:
         writer.write(0, 0, forms[None])
-        writer.commit(paletted_qml(classes))
-    except BaseException:
-        writer.abort()
-        raise
+        writer.style_xml = paletted_qml(classes)
     return forms
 
 

@@ -64,12 +64,32 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class GraphOutput:
+    """One output of the graph and what it holds: classes (class tasks) or band names (regression); `channels`
+    keeps only that many leading channels (None: all)."""
+
+    name: str = ""
+    classes: tuple[ClassInfo, ...] = ()
+    names: tuple[str, ...] = ()
+    channels: int | None = None
+
+
+@dataclass(frozen=True)
 class OutputSpec:
     activation: str = "none"
-    classes: tuple[ClassInfo, ...] = ()
+    classes: tuple[ClassInfo, ...] = ()  # of the first graph output when `outputs` lists several
     crop: int = 0
     names: tuple[str, ...] = ()
     anomaly: AnomalySpec | None = None
+    outputs: tuple[GraphOutput, ...] = ()  # models with several graph outputs: one entry each, in graph order
+    threshold: float | None = None  # class tasks: probabilities below it do not count (Deepness's seg_thresh)
+    median_filter: int = 1  # class tasks: a median filter of this size (odd) over the class map; 1 = none
+    scale: float = 1.0  # regression: values are multiplied by it
+
+    @property
+    def heads(self) -> tuple[GraphOutput, ...]:
+        """What each graph output used holds, in graph order (one entry for a single-output card)."""
+        return self.outputs or (GraphOutput("", self.classes, self.names),)
 
 
 @dataclass(frozen=True)
@@ -227,17 +247,50 @@ def _anomaly(r: _Reader) -> AnomalySpec:
                        threshold=float(r.number("threshold", 3.0)))
 
 
+def _graph_outputs(r: _Reader, task: str) -> tuple[GraphOutput, ...]:
+    needs_classes = task in ("segmentation", "classification")
+    entries = r.items("outputs")
+    if entries and (r.has("classes") or r.has("names")):
+        raise r.fail("outputs", "lists the graph's outputs, so output.classes and output.names must not be "
+                                "given as well (put them in each entry)")
+    if entries and task in ("classification", "anomaly"):
+        raise r.fail("outputs", f"a {task} model has a single output")
+    heads = []
+    for e in entries:
+        classes = _classes(e, required=needs_classes)
+        if needs_classes and len(classes) < 2:
+            raise e.fail("classes", f"a {task} output needs at least 2 classes")
+        heads.append(GraphOutput(e.get("name", str, ""), classes, tuple(str(n) for n in e.get("names", list, [])),
+                                 e.number("channels", None, minimum=1, integer=True)))
+    return tuple(heads)
+
+
 def _output(r: _Reader, task: str) -> OutputSpec:
     needs_classes = task in ("segmentation", "classification")
-    classes = _classes(r, required=needs_classes)
+    outputs = _graph_outputs(r, task)
+    classes = outputs[0].classes if outputs else _classes(r, required=needs_classes)
     if needs_classes and len(classes) < 2:
         raise r.fail("classes", f"a {task} model needs at least 2 classes")
+    for key, allowed in (("threshold", needs_classes), ("median_filter", needs_classes),
+                         ("scale", task == "regression")):
+        if r.has(key) and not allowed:
+            raise r.fail(key, f"does not apply to a {task} model")
+    threshold = r.number("threshold", None, minimum=0)
+    if threshold is not None and threshold > 1:
+        raise r.fail("threshold", f"is a probability, between 0 and 1; got {threshold}")
+    median = r.number("median_filter", 1, minimum=1, integer=True)
+    if median % 2 == 0:
+        raise r.fail("median_filter", f"must be an odd number of pixels, got {median}")
     return OutputSpec(
         activation=r.choice("activation", ACTIVATIONS, default="none"),
         classes=classes,
         crop=r.number("crop", 0, minimum=0, integer=True),
         names=tuple(str(n) for n in r.get("names", list, [])),
         anomaly=_anomaly(r.child("anomaly", required=True)) if task == "anomaly" else None,
+        outputs=outputs,
+        threshold=None if threshold is None else float(threshold),
+        median_filter=median,
+        scale=float(r.number("scale", 1.0)),
     )
 
 

@@ -33,3 +33,27 @@ class CancelledError(DeepStrataError):
 
     def __init__(self, message: str = "The run was cancelled; no output was written.") -> None:
         super().__init__(message)
+
+
+class DependencyError(DeepStrataError):
+    """A package the engine needs (onnxruntime) is not installed in this Python."""
+
+
+class DeviceError(InputError):
+    """The device asked for is not one the engine knows."""
+
+
+class DestinationError(OutputError):
+    """Two outputs are the same file, or an output is a file the run reads."""
+
+
+class DiskFullError(OutputError):
+    """An output did not fit on its disk; the message says how much it needs and how much is free."""
+
+
+class MissingCardError(CardError):
+    """The model carries no card and no metadata that says what it computes; the message says how to say it."""
+
+    def __init__(self, message: str) -> None:
+        self.field, self.problem = "", message
+        ModelError.__init__(self, message)

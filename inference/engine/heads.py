@@ -1,13 +1,17 @@
-"""Task heads: what a model's raw output becomes before blending, and how blended values become rasters."""
+"""Task heads: what a model's raw outputs become before blending, and how blended values become rasters.
+
+A model may have several graph outputs (card ``output.outputs``): each becomes one band of the output raster,
+with its own classes (class tasks) or values (regression). Raw outputs without a channel axis, (N, H, W), count
+as one channel.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
-from .card import ModelCard
-from .errors import ModelError
+from .card import ClassInfo, GraphOutput, ModelCard
 from .style import paletted_qml, pseudocolor_qml
 from .writer import FLOAT_NODATA, RasterTarget, RasterWriter
 
@@ -20,7 +24,8 @@ def softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 def activate(raw: np.ndarray, activation: str) -> np.ndarray:
@@ -31,29 +36,47 @@ def activate(raw: np.ndarray, activation: str) -> np.ndarray:
     return raw
 
 
+def _with_channels(raw: np.ndarray) -> np.ndarray:
+    """(N, H, W) -> (N, 1, H, W); float32."""
+    raw = raw.astype(np.float32, copy=False)
+    return raw[:, None] if raw.ndim == 3 else raw
+
+
 @dataclass
 class Head:
-    """The base: continuous per-pixel values (regression)."""
+    """The base: continuous per-pixel values (regression), one band per output channel used."""
 
     card: ModelCard
-    output_channels: int = 1
+    output_channels: Sequence[int] = (1,)  # channels used of each graph output
 
     @property
     def channels(self) -> int:
         """How many values per pixel are blended."""
-        return len(self.card.output.names) or self.output_channels
+        return sum(self.output_channels)
 
-    def prepare(self, raw: np.ndarray, inputs: np.ndarray) -> np.ndarray:
-        """Raw model output (N, C, h, w) -> values to blend (N, K, h, w); float32."""
-        return activate(raw.astype(np.float32, copy=False), self.card.output.activation)
+    def prepare(self, raws: Sequence[np.ndarray], inputs: np.ndarray) -> np.ndarray:
+        """Raw model outputs (N, C, h, w) each -> values to blend (N, K, h, w); float32."""
+        parts = [activate(_with_channels(raw), self.card.output.activation)[:, :n]
+                 for raw, n in zip(raws, self.output_channels)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def band_names(self) -> list[str]:
+        names: list[str] = []
+        for head, n in zip(self.card.output.heads, self.output_channels):
+            given = list(head.names)[:n]
+            prefix = f"{head.name} " if head.name and len(self.output_channels) > 1 else ""
+            names += given + [f"{prefix}value {i + 1}" for i in range(len(given), n)]
+        return names
 
     def targets(self, output: str, confidence: str | None) -> list[RasterTarget]:
-        names = list(self.card.output.names) or [f"value {i + 1}" for i in range(self.channels)]
-        return [RasterTarget(output, np.dtype(np.float32), FLOAT_NODATA, names)]
+        return [RasterTarget(output, np.dtype(np.float32), FLOAT_NODATA, self.band_names(),
+                             metadata={"DEEPSTRATA_TASK": self.card.task})]
 
     def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:
         """Weighted sums (K, h, w), weights and validity (h, w) -> the first `n` targets' arrays (bands, h, w)."""
         out = sums / np.where(valid, weights, 1.0)
+        if self.card.output.scale != 1.0:
+            out *= np.float32(self.card.output.scale)
         out[:, ~valid] = FLOAT_NODATA
         return [out]
 
@@ -66,47 +89,96 @@ class Head:
         return styles
 
 
+@dataclass
+class _Group:
+    classes: tuple[ClassInfo, ...]
+    start: int  # first blended channel
+    binary: bool = False  # a one-channel output: the blended value is the probability of the second class
+
+
+@dataclass
 class ClassHead(Head):
-    """Segmentation and classification: blended probabilities -> class values, plus optional confidence."""
+    """Segmentation and classification: blended probabilities -> class values (a band per graph output), plus
+    optional confidence (the winning class's probability, a band per output).
+
+    Without a threshold, the class is the most probable channel. With the card's `threshold` (Deepness's
+    semantics): probabilities below it count as 0 before the most probable channel is taken (the first class where
+    none reaches it), and a one-channel output gives its second class where its value reaches the threshold.
+    """
+
+    groups: list[_Group] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        start = 0
+        for head in self.card.output.heads:
+            self.groups.append(_Group(head.classes, start))
+            start += len(head.classes)
 
     @property
     def channels(self) -> int:
-        return len(self.card.output.classes)
+        return sum(len(g.classes) for g in self.groups)
 
-    def prepare(self, raw: np.ndarray, inputs: np.ndarray) -> np.ndarray:
-        probs = activate(raw.astype(np.float32, copy=False), self.card.output.activation)
-        if probs.shape[1] == 1 and self.channels == 2:
-            probs = np.concatenate([1.0 - probs, probs], axis=1)
-        if probs.ndim == 2:  # classification: one vector per tile, broadcast over the tile when blended
-            probs = probs[:, :, None, None]
-        return probs
+    def prepare(self, raws: Sequence[np.ndarray], inputs: np.ndarray) -> np.ndarray:
+        parts = []
+        for raw, group in zip(raws, self.groups):
+            probs = activate(raw.astype(np.float32, copy=False) if raw.ndim == 2 else _with_channels(raw),
+                             self.card.output.activation)
+            if probs.shape[1] == 1 and len(group.classes) == 2:
+                group.binary = True
+                probs = np.concatenate([1.0 - probs, probs], axis=1)
+            if probs.ndim == 2:  # classification: one vector per tile, broadcast over the tile when blended
+                probs = probs[:, :, None, None]
+            parts.append(probs)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def targets(self, output: str, confidence: str | None) -> list[RasterTarget]:
-        classes = self.card.output.classes
-        dtype = np.uint8 if max(c.value for c in classes) <= 255 else np.uint16
-        out = [RasterTarget(output, np.dtype(dtype), 0, ["class"], classes,
-                            {"DEEPSTRATA_TASK": self.card.task})]
+        heads = self.card.output.heads
+        top = max(c.value for g in self.groups for c in g.classes)
+        many = len(heads) > 1
+        names = [f"class ({h.name})" if many and h.name else "class" for h in heads]
+        out = [RasterTarget(output, np.dtype(np.uint8 if top <= 255 else np.uint16), 0, names,
+                            [g.classes for g in self.groups], {"DEEPSTRATA_TASK": self.card.task})]
         if confidence:
             out.append(RasterTarget(confidence, np.dtype(np.float32), FLOAT_NODATA,
-                                    ["confidence"]))
+                                    [n.replace("class", "confidence") for n in names]))
         return out
 
     def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:
-        # Dividing by the weights cannot change which class wins: compare the sums, channel by channel (much
-        # faster than argmax over the first axis), and divide only the winner for the confidence.
-        classes = np.full(valid.shape, self.card.output.classes[0].value, dtype=np.uint16)
-        best = sums[0].copy()
-        for k, info in enumerate(self.card.output.classes[1:], start=1):
-            better = sums[k] > best
-            classes[better] = info.value
-            np.maximum(best, sums[k], out=best)
-        classes[~valid] = 0
-        out = [classes[None]]
+        decided = [self._decide(g, sums, weights, valid) for g in self.groups]
+        out = [np.stack([d[0] for d in decided])]
         if n > 1:
-            best /= np.where(valid, weights, 1.0)
-            best[~valid] = FLOAT_NODATA
-            out.append(best[None])
+            out.append(np.stack([d[1] for d in decided]))
         return out
+
+    def _decide(self, group: _Group, sums: np.ndarray, weights: np.ndarray,
+                valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class values, confidence) of one output."""
+        k = len(group.classes)
+        part = sums[group.start:group.start + k]
+        threshold = self.card.output.threshold
+        if threshold is None:
+            # Dividing by the weights cannot change which class wins: compare the sums, channel by channel
+            # (much faster than argmax over the first axis), and divide only the winner for the confidence.
+            index = np.zeros(valid.shape, dtype=np.uint16)
+            best = part[0].copy()
+            for c in range(1, k):
+                better = part[c] > best
+                index[better] = c
+                np.maximum(best, part[c], out=best)
+            best /= np.where(valid, weights, 1.0)
+        else:
+            probs = part / np.where(valid, weights, 1.0)
+            if group.binary:
+                p = probs[1]
+                index = ((p >= threshold) & (p != 0)).astype(np.uint16)
+            else:
+                counted = np.where(probs >= threshold, probs, np.float32(0))
+                index = counted.argmax(axis=0).astype(np.uint16)
+            best = np.take_along_axis(probs, index[None].astype(np.intp), axis=0)[0]
+        values = np.asarray([c.value for c in group.classes], dtype=np.uint16)[index]
+        values[~valid] = 0
+        best[~valid] = FLOAT_NODATA
+        return values, best
 
     def style(self, writers: Sequence[RasterWriter]) -> Sequence[str | None]:
         return [paletted_qml(self.card.output.classes)] + [pseudocolor_qml(0.0, 1.0, "confidence")
@@ -116,13 +188,17 @@ class ClassHead(Head):
 class AnomalyHead(Head):
     """Autoencoders: per-pixel reconstruction error -> robust z-score from the card's calibration."""
 
-    def prepare(self, raw: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    @property
+    def channels(self) -> int:
+        return 1
+
+    def prepare(self, raws: Sequence[np.ndarray], inputs: np.ndarray) -> np.ndarray:
         spec = self.card.output.anomaly
         assert spec is not None
         crop = self.card.output.crop
         if crop:
             inputs = inputs[:, :, crop:-crop, crop:-crop]
-        diff = raw.astype(np.float32, copy=False) - inputs
+        diff = raws[0].astype(np.float32, copy=False) - inputs
         error = np.square(diff) if spec.error == "mse" else np.abs(diff)
         return error.mean(axis=1, keepdims=True)
 
@@ -144,12 +220,17 @@ class AnomalyHead(Head):
         return [pseudocolor_qml(0.0, 2 * spec.threshold, "anomaly")]
 
 
-def make_head(card: ModelCard, output_channels: int | None) -> Head:
+def make_head(card: ModelCard, output_channels: Sequence[int | None]) -> Head:
+    """The head for the card's task; `output_channels` are the graph outputs' channel counts (None: open)."""
     if card.task in ("segmentation", "classification"):
         return ClassHead(card)
     if card.task == "anomaly":
         return AnomalyHead(card)
-    if card.output.names and output_channels and len(card.output.names) != output_channels:
-        raise ModelError(f"The card names {len(card.output.names)} output bands but the model outputs "
-                         f"{output_channels}. Fix output.names in the card.")
-    return Head(card, output_channels or 1)
+    used = [_used(head, n) for head, n in zip(card.output.heads, output_channels)]
+    return Head(card, used)
+
+
+def _used(head: GraphOutput, channels: int | None) -> int:
+    """Channels of one regression output that become bands."""
+    available = channels or len(head.names) or 1
+    return min(head.channels, available) if head.channels else available

@@ -1,6 +1,9 @@
 """A model: an onnxruntime session plus its validated card, and the checks that the two agree."""
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -10,13 +13,17 @@ from typing import Any
 import numpy as np
 
 from .card import ModelCard, parse_card
-from .deepness import SOURCE as DEEPNESS, card_from_deepness, has_deepness_metadata
+from .deepness import SOURCE as DEEPNESS, CardOverrides, Graph, card_from_deepness, has_deepness_metadata, \
+    sidecar_metadata
+from .destinations import Read
 from .errors import CardError, ModelError
+from .onnx_file import external_files
 from .providers import available_providers, create_session
 
 log = logging.getLogger(__name__)
 
 CARD_KEY = "deepstrata"
+CLASS_TASKS = ("segmentation", "classification")
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
 
 
@@ -31,6 +38,8 @@ class Model:
     session: Any
     provider: str
     warnings: list[str] = field(default_factory=list)
+    sha256: str = ""
+    external: list[str] = field(default_factory=list)  # files of external data, beside the model
 
     @property
     def input_name(self) -> str:
@@ -52,17 +61,34 @@ class Model:
         return (h, w) if h and w else None
 
     @property
-    def output_channels(self) -> int | None:
-        """The graph's output channels (axis 1), None where the graph leaves them open."""
-        shape = self.session.get_outputs()[0].shape
+    def output_names(self) -> list[str]:
+        """The graph outputs the card uses, in order."""
+        return [str(o.name) for o in self.session.get_outputs()[:len(self.card.output.heads)]]
+
+    def output_channels_of(self, index: int) -> int | None:
+        """Channels of graph output `index` (axis 1; 1 for an output without a channel axis), None if open."""
+        shape = self.session.get_outputs()[index].shape
+        if self.card.task != "classification" and len(shape) == 3:
+            return 1
         return _dim(shape[1]) if len(shape) > 1 else None
+
+    @property
+    def output_channels(self) -> int | None:
+        """The first output's channels, None where the graph leaves them open."""
+        return self.output_channels_of(0)
 
     @property
     def fixed_batch(self) -> int | None:
         return _dim(self.session.get_inputs()[0].shape[0])
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self.session.run(None, {self.input_name: batch})[0])
+    @property
+    def reads(self) -> list[Read]:
+        """The files a run reads for the model (outputs must never be one of them)."""
+        return [Read(self.path, "the model")] + [Read(f, "the model's external data") for f in self.external]
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Every graph output the card uses, for one batch."""
+        return [np.asarray(a) for a in self.session.run(self.output_names, {self.input_name: batch})]
 
     def describe(self) -> str:
         """A human-readable report of the card and where the model runs."""
@@ -78,9 +104,17 @@ class Model:
                   + f", output crop {c.output.crop} px"]
         if c.input.pixel_size_m:
             lines.append(f"Trained at: {c.input.pixel_size_m:g} m per pixel")
-        if c.output.classes:
-            lines.append("Classes:")
-            lines += [f"  {k.value}: {k.name} ({k.color})" for k in c.output.classes]
+        for i, head in enumerate(c.output.heads):
+            if head.classes:
+                title = f"Classes of output {i + 1} ({head.name})" if len(c.output.heads) > 1 else "Classes"
+                lines.append(title + ":")
+                lines += [f"  {k.value}: {k.name} ({k.color})" for k in head.classes]
+        if c.output.threshold is not None:
+            lines.append(f"Class probability threshold: {c.output.threshold:g}")
+        if c.output.median_filter > 1:
+            lines.append(f"Median filter over the class map: {c.output.median_filter} px")
+        if c.output.scale != 1.0:
+            lines.append(f"Output scaling: x {c.output.scale:g}")
         if c.output.anomaly:
             a = c.output.anomaly
             lines.append(f"Anomaly score: {a.error} error, calibration median {a.median:g}, MAD {a.mad:g}, "
@@ -88,9 +122,10 @@ class Model:
         metrics = c.training.get("metrics") or {}
         if metrics:
             lines.append("Training metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
-        for key in ("data", "labels", "pretrained_from", "created_by", "command"):
+        for key in ("data", "labels", "pretrained_from", "created_by", "command", "source"):
             if c.training.get(key):
                 lines.append(f"Training {key.replace('_', ' ')}: {c.training[key]}")
+        lines.append(f"SHA-256: {self.sha256}")
         lines.append(f"Execution provider: {self.provider}")
         lines.append("Providers available here: " + ", ".join(available_providers()))
         return "\n".join(lines)
@@ -98,8 +133,13 @@ class Model:
 
 def _read_bytes(path: str) -> bytes:
     p = Path(path)
-    if not p.exists():
-        raise ModelError(f"Model file not found: '{path}'. Check the path, or pick a .onnx file.")
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ModelError(f"Model file '{path}' is a symbolic link that loops back on itself. Point it at the "
+                             "real .onnx file.") from exc
+        raise ModelError(f"Model file not found: '{path}'. Check the path, or pick a .onnx file.") from exc
     if p.is_dir():
         raise ModelError(f"'{path}' is a folder, not a model file. Pick the .onnx file inside it.")
     try:
@@ -111,70 +151,152 @@ def _read_bytes(path: str) -> bytes:
     return data
 
 
-def _load_card(path: str, meta: dict[str, str], channels: int | None) -> ModelCard:
+def _graph(session: Any) -> Graph:
+    inp = session.get_inputs()[0]
+    shape = list(inp.shape or [])
+    if len(shape) != 4:
+        raise ModelError(f"The model's input has shape {shape or 'unknown (no static rank)'}; DeepStrata needs a "
+                         "4-D input (batch, bands, height, width). Re-export the model with its input shape "
+                         "declared (torch.onnx.export does so; make batch, height and width dynamic axes).")
+    outputs = [list(o.shape or []) for o in session.get_outputs()]
+    return Graph(_dim(shape[1]) or 3, _dim(shape[2]), outputs, [str(o.name) for o in session.get_outputs()])
+
+
+def _sidecar(path: str) -> tuple[dict[str, Any] | None, dict[str, str] | None, str]:
+    """A sidecar beside the model: a DeepStrata card, or Deepness metadata keys; (card, metadata, source)."""
     sidecar = Path(path + ".json")
-    if sidecar.is_file():
-        return parse_card(sidecar.read_text(encoding="utf-8"), source=f"model card {sidecar.name}")
-    if CARD_KEY in meta:
-        return parse_card(meta[CARD_KEY])
-    if has_deepness_metadata(meta):
-        return parse_card(card_from_deepness(meta, channels or 3, Path(path).stem), source=DEEPNESS)
-    raise CardError("", f"'{Path(path).name}' carries no DeepStrata card (metadata entry '{CARD_KEY}') and no "
-                        f"Deepness metadata. Embed a card, or put one beside the model as '{sidecar.name}'")
+    if not sidecar.is_file():
+        return None, None, ""
+    source = f"model card {sidecar.name}"
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CardError("", f"cannot be read ({exc})", source) from exc
+    except json.JSONDecodeError as exc:
+        raise CardError("", f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+                        source) from exc
+    if isinstance(data, dict) and "schema" not in data and has_deepness_metadata(data):
+        return None, sidecar_metadata(data), f"Deepness metadata in {sidecar.name}"
+    return data, None, source
+
+
+def _card_data(path: str, meta: dict[str, str], graph: Graph, overrides: CardOverrides,
+               warnings: list[str]) -> tuple[Any, str]:
+    """The card as a JSON object (from the sidecar, the embedded card, or Deepness metadata) and its source."""
+    name = Path(path).name
+    card: Any
+    card, deepness_meta, source = _sidecar(path)
+    if card is None and deepness_meta is None and CARD_KEY in meta:
+        source = "model card"
+        try:
+            card = json.loads(meta[CARD_KEY])
+        except json.JSONDecodeError as exc:
+            raise CardError("", f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+                            source) from exc
+    if card is not None:
+        if overrides.task or overrides.classes:
+            warnings.append(f"'{name}' has a card that says its task and classes; the task and class names given "
+                            "for this run are ignored.")
+        return card, source
+    data = card_from_deepness(deepness_meta or meta, graph, name, overrides)
+    if not (deepness_meta or has_deepness_metadata(meta)):
+        source = "the task and classes given for this run"
+    return data, source or DEEPNESS
+
+
+def _overridden(card: Any, overrides: CardOverrides, warnings: list[str]) -> Any:
+    """The card with this run's threshold, median filter and scaling (validated with the rest of it); those
+    that do not apply to the model's task are left out with a warning."""
+    if not isinstance(card, dict) or not isinstance(card.get("output"), dict):
+        return card
+    output = dict(card["output"])
+    task = card.get("task")
+    for key, value, applies in (("threshold", overrides.threshold, task in CLASS_TASKS),
+                                ("median_filter", overrides.median_filter, task in CLASS_TASKS),
+                                ("scale", overrides.scale, task == "regression")):
+        if value is None:
+            continue
+        if applies:
+            output[key] = value
+        else:
+            warnings.append(f"The {key.replace('_', ' ')} given for this run does not apply to a {task} model; "
+                            "it is ignored.")
+    return {**card, "output": output}
 
 
 def _check_io(model: Model) -> None:
-    """The graph's input and output must fit the card's task."""
+    """The graph's input and outputs must fit the card's task."""
     card, inp = model.card, model.session.get_inputs()[0]
-    out = model.session.get_outputs()[0]
-    if len(inp.shape) != 4:
-        raise ModelError(f"The model's input has shape {inp.shape}; DeepStrata needs (batch, bands, height, width).")
     if inp.type not in _DTYPES:
         raise ModelError(f"The model's input type {inp.type} is not supported (float32, float16 or uint8).")
     c = _dim(inp.shape[1])
     if c is not None and c != model.channels:
         raise CardError("input.bands", f"lists {model.channels} bands but the model takes {c} channels")
-    expected = {"classification": 2}.get(card.task, 4)
-    if len(out.shape) != expected:
-        layout = "(batch, classes)" if expected == 2 else "(batch, channels, height, width)"
-        raise ModelError(f"Unsupported output shape {out.shape} for a {card.task} model: it must be {layout}. "
-                         "Check the card's task or re-export the model.")
-    check_channels(card, model.output_channels)
+    outputs = model.session.get_outputs()
+    heads = card.output.heads
+    if len(outputs) < len(heads):
+        raise CardError("output.outputs", f"lists {len(heads)} outputs but the graph has {len(outputs)}")
+    if len(outputs) > len(heads):
+        model.warnings.append(f"The model has {len(outputs)} outputs and its card describes {len(heads)}; only "
+                              f"the first {len(heads)} ({', '.join(o.name for o in outputs[:len(heads)])}) are "
+                              "used.")
+    for i, out in enumerate(outputs[:len(heads)]):
+        shape = list(out.shape or [])
+        valid = (2,) if card.task == "classification" else (3, 4) if card.task != "anomaly" else (4,)
+        if len(shape) not in valid:
+            layout = "(batch, classes)" if card.task == "classification" else "(batch, channels, height, width)"
+            hint = " It looks like a recognition or embedding model, which DeepStrata does not run yet." \
+                if len(shape) == 2 else ""
+            raise ModelError(f"Unsupported output shape {shape} for a {card.task} model: it must be {layout}."
+                             f"{hint} Check the card's task or re-export the model.")
+        check_channels(card, model.output_channels_of(i), i)
 
 
-def check_channels(card: ModelCard, channels: int | None) -> None:
-    """The output channel count must match the card (classes, bands)."""
+def check_channels(card: ModelCard, channels: int | None, index: int = 0) -> None:
+    """The channel count of graph output `index` must match the card (its classes, or the input bands)."""
     if channels is None:
         return
-    n = len(card.output.classes)
-    if card.task in ("segmentation", "classification"):
-        binary = channels == 1 and n == 2 and card.output.activation == "sigmoid"
-        if channels != n and not binary:
-            raise ModelError(f"Unsupported output shape: the model outputs {channels} channels but its card lists "
-                             f"{n} classes. Fix output.classes in the card.")
+    head = card.output.heads[index]
+    n = len(head.classes)
+    where = f"output {index + 1} ({head.name})" if len(card.output.heads) > 1 else "the model"
+    if card.task in CLASS_TASKS:
+        if channels != n and not (channels == 1 and n == 2):
+            raise ModelError(f"Unsupported output shape: {where} outputs {channels} channels but the card lists "
+                             f"{n} classes for it. Fix output.classes in the card.")
     elif card.task == "anomaly" and channels != len(card.input.bands):
         raise ModelError(f"Unsupported output shape: an anomaly model must reconstruct its {len(card.input.bands)} "
                          f"input bands, but it outputs {channels} channels.")
+    elif card.task == "regression" and head.names and head.channels is None and len(head.names) != channels:
+        raise ModelError(f"The card names {len(head.names)} output bands but {where} outputs {channels}. "
+                         "Fix output.names in the card.")
 
 
-def load_model(path: str | os.PathLike[str], device: str = "auto", threads: int = 0) -> Model:
-    """Open a model file, validate its card, and start an onnxruntime session on the best provider."""
+def load_model(path: str | os.PathLike[str], device: str = "auto", threads: int = 0,
+               overrides: CardOverrides | None = None) -> Model:
+    """Open a model file, validate its card, and start an onnxruntime session on the best provider.
+
+    `overrides` completes a model that carries no card (task, class names) and sets this run's threshold,
+    median filter and output scaling."""
     path = os.fspath(path)
+    overrides = overrides or CardOverrides()
     data = _read_bytes(path)
+    external = external_files(data, path)
     try:
-        session, provider, warnings = create_session(data, device, threads)
+        session, provider, warnings = create_session(os.path.abspath(path) if external else data, device, threads)
     except ModelError as exc:
         raise ModelError(f"'{Path(path).name}' is not a valid ONNX model or is corrupt ({exc}). "
                          "Export it again, or check that the file was copied completely.") from exc
     meta = dict(session.get_modelmeta().custom_metadata_map)
-    card = _load_card(path, meta, _dim(session.get_inputs()[0].shape[1]))
-    model = Model(path, card, session, provider, warnings)
+    graph = _graph(session)
+    card_data, source = _card_data(path, meta, graph, overrides, warnings)
+    card = parse_card(_overridden(card_data, overrides, warnings), source=source)
+    model = Model(path, card, session, provider, warnings, hashlib.sha256(data).hexdigest(), external)
     _check_io(model)
     return model
 
 
-def model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+def model_info(path: str | os.PathLike[str], overrides: CardOverrides | None = None) -> dict[str, Any]:
     """What `info` prints as JSON: the card plus where it would run."""
-    model = load_model(path)
-    return {"path": model.path, "card": model.card.to_dict(), "provider": model.provider,
+    model = load_model(path, overrides=overrides)
+    return {"path": model.path, "card": model.card.to_dict(), "sha256": model.sha256, "provider": model.provider,
             "available_providers": available_providers(), "warnings": model.warnings}

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .card import ClassInfo
+from .deepness import CardOverrides
 
 
 @dataclass
@@ -22,6 +23,12 @@ class RunOptions:
     # digital numbers to the unit the model was trained on; see presets.py). None: the raw values.
     input_scale: Sequence[float] | None = None
     input_offset: Sequence[float] | None = None
+    # What the user says about the model for this run: task and classes for a model without a card, and the
+    # class threshold, median filter and output scaling (see deepness.CardOverrides).
+    card: CardOverrides | None = None
+    # How messages name the outputs: {"output": "OUTPUT", "confidence": "CONFIDENCE"} in Processing,
+    # {"output": "--output", ...} on the command line.
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass

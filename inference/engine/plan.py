@@ -27,7 +27,7 @@ class Plan:
     size_multiple: int
     dynamic: bool  # the graph takes any tile size
     chunk_width: int
-    output_channels: int | None
+    output_channels: tuple[int | None, ...]  # per graph output used
 
     @property
     def tile_out(self) -> tuple[int, int]:
@@ -74,14 +74,14 @@ def _tile_size(model: Model, options: RunOptions, warn: Callable[[str], None]) -
     return rounded, rounded
 
 
-def _output_channels(model: Model, tile_in: tuple[int, int]) -> int | None:
-    """Output channels from the graph, or by running it once on a blank tile when the graph leaves them open."""
-    if model.output_channels:
-        return model.output_channels
-    if model.card.task != "regression" or model.card.output.names:
-        return None
+def _output_channels(model: Model, tile_in: tuple[int, int]) -> tuple[int | None, ...]:
+    """Each used graph output's channels: from the graph, or by running it once on a blank tile where the graph
+    leaves them open and a regression card does not name them."""
+    found = tuple(model.output_channels_of(i) for i in range(len(model.card.output.heads)))
+    if model.card.task != "regression" or all(n is not None for n in found):
+        return found
     probe = np.zeros((model.fixed_batch or 1, model.channels) + tile_in, dtype=model.input_dtype)
-    return int(model.run(probe).shape[1])
+    return tuple(1 if a.ndim == 3 else int(a.shape[1]) for a in model.run(probe))
 
 
 def make_plan(model: Model, output: Window, options: RunOptions, warn: Callable[[str], None]) -> Plan:

@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import DeepStrataError, ModelError
+from .errors import DependencyError, DeviceError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def _ort() -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
-        raise DeepStrataError(
+        raise DependencyError(
             "onnxruntime is not installed in this Python. Install it with "
             "'python -m pip install onnxruntime' (or onnxruntime-gpu for NVIDIA GPUs) and restart QGIS.") from exc
     return onnxruntime
@@ -53,7 +53,7 @@ def choose_provider(device: str = "auto") -> Choice:
     """The provider to try for `device` (auto or a short name), and why."""
     device = (device or "auto").lower()
     if device not in DEVICES:
-        raise DeepStrataError(f"Unknown device '{device}'. Use one of: {', '.join(DEVICES)}.")
+        raise DeviceError(f"Unknown device '{device}'. Use one of: {', '.join(DEVICES)}.")
     available = available_providers()
     if device == "auto":
         best = available[0] if available else CPU
@@ -67,9 +67,10 @@ def choose_provider(device: str = "auto") -> Choice:
                        "Install onnxruntime-gpu (CUDA) or the matching build to use it")
 
 
-def create_session(model_bytes: bytes, device: str = "auto", threads: int = 0) -> tuple[Any, str, list[str]]:
+def create_session(model: bytes | str, device: str = "auto", threads: int = 0) -> tuple[Any, str, list[str]]:
     """An InferenceSession on the chosen provider, falling back to CPU with a warning if it fails to start.
 
+    `model` is the file's bytes, or its path (then onnxruntime resolves external data beside the file).
     Returns (session, provider that runs, warnings).
     """
     ort = _ort()
@@ -84,14 +85,14 @@ def create_session(model_bytes: bytes, device: str = "auto", threads: int = 0) -
         options.intra_op_num_threads = threads
     providers = [choice.provider] + ([CPU] if choice.provider != CPU else [])
     try:
-        session = ort.InferenceSession(model_bytes, sess_options=options, providers=providers)
+        session = ort.InferenceSession(model, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/RuntimeError types
         if choice.provider == CPU:
             raise ModelError(f"onnxruntime cannot load this model: {str(exc).splitlines()[0][:300]}. "
                              "Check that it was exported with opset 17 or later and passes onnx.checker") from exc
         warnings.append(f"{choice.provider} failed to start ({str(exc).splitlines()[0][:200]}); "
                         "falling back to CPU")
-        return create_session(model_bytes, "cpu", threads)[0], CPU, warnings
+        return create_session(model, "cpu", threads)[0], CPU, warnings
     ran = session.get_providers()[0]
     if ran != choice.provider:
         warnings.append(f"{choice.provider} could not be initialised (missing GPU libraries or driver?); "

@@ -1,15 +1,20 @@
 """Reading rasters with GDAL: band mapping, validity masks, padded windowed reads, extents to windows."""
 from __future__ import annotations
 
+import errno
 import math
 import os
+import re
+import stat
 from dataclasses import dataclass
 from typing import Sequence
+from xml.etree import ElementTree
 
 import numpy as np
 from osgeo import gdal
 
 from .card import ModelCard
+from .destinations import Read
 from .errors import InputError
 from .windows import Window, bounds, from_bounds
 
@@ -49,10 +54,14 @@ class RasterSource:
     def read_rows(self, y0: int, x0: int, data: np.ndarray, valid: np.ndarray) -> None:
         """Fill `data` (bands, rows, cols) float32 and `valid` (rows, cols) from the raster at column x0, row y0."""
         h, w = valid.shape
-        self.dataset.ReadAsArray(x0, y0, w, h, buf_obj=data, band_list=self.bands, buf_type=gdal.GDT_Float32)
-        valid[:] = True
-        for i, index in enumerate(self.bands):
-            valid &= band_validity(self.dataset.GetRasterBand(index), data[i], Window(x0, y0, w, h))
+        try:
+            self.dataset.ReadAsArray(x0, y0, w, h, buf_obj=data, band_list=self.bands, buf_type=gdal.GDT_Float32)
+            valid[:] = True
+            for i, index in enumerate(self.bands):
+                valid &= band_validity(self.dataset.GetRasterBand(index), data[i], Window(x0, y0, w, h))
+        except RuntimeError as exc:
+            raise InputError(f"Cannot read rows {y0}-{y0 + h} of '{self.path}' ({str(exc).strip()}). The file may "
+                             "be damaged, or on a disk that went away; check it with gdalinfo -checksum.") from exc
         if self.scale is not None and self.offset is not None:  # after validity: nodata stays invalid
             data *= self.scale[:, None, None]
             data += self.offset[:, None, None]
@@ -132,17 +141,98 @@ def _mirror(array: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) ->
     return np.pad(array, full, mode="edge")
 
 
+_DRIVER_PREFIX = re.compile(r"^[A-Za-z0-9_]{2,}:")  # GPKG:file:table, NETCDF:"file":var, HDF5:...
+
+
+def _plain_file(path: str) -> str | None:
+    """The file behind `path` when it is a plain file path (not /vsi..., not DRIVER:file:subdataset)."""
+    if path.startswith("/vsi") or (_DRIVER_PREFIX.match(path) and not os.path.exists(path)):
+        return None
+    return path
+
+
+def _check_file(path: str) -> None:
+    """InputError naming why a plain file cannot be a raster: missing, a loop, unreadable or empty."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"Input '{path}' is a symbolic link that loops back on itself. Point it at the real "
+                             "raster file.") from exc
+        if exc.errno == errno.EACCES:
+            raise InputError(f"Cannot read '{path}': permission denied. Check the file's permissions.") from exc
+        raise InputError(f"Input raster not found: '{path}'. Check the path (the file may have been moved or "
+                         "renamed).") from exc
+    if stat.S_ISREG(st.st_mode):
+        if st.st_size == 0:
+            raise InputError(f"'{path}' is empty (0 bytes), so it holds no raster. It was probably copied or "
+                             "downloaded incompletely: copy it again.")
+        if not os.access(path, os.R_OK):
+            raise InputError(f"Cannot read '{path}': permission denied. Check the file's permissions.")
+
+
 def open_raster(path: str) -> gdal.Dataset:
-    if not os.path.exists(path) and not path.startswith("/vsi"):
-        raise InputError(f"Input raster not found: '{path}'. Check the path.")
+    """Open a raster read-only; InputError saying why when it cannot be (missing, empty, not a raster, which
+    driver failed, a virtual raster whose source is gone)."""
+    plain = _plain_file(path)
+    if plain is not None:
+        _check_file(plain)
     try:
         ds = gdal.Open(path, gdal.GA_ReadOnly)
     except RuntimeError as exc:
-        raise InputError(f"Cannot read '{path}' as a raster ({str(exc).strip()}). "
-                         "Check that it is a GDAL-readable image (GeoTIFF, VRT, ...)") from exc
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
+        if plain is not None and os.path.isdir(plain):
+            raise InputError(f"'{path}' is a folder, not a raster. Pick a raster file inside it (.tif, .vrt, "
+                             "...).") from exc
+        try:
+            driver = gdal.IdentifyDriver(path)
+        except RuntimeError:
+            driver = None
+        if driver is None:
+            raise InputError(f"'{path}' is not a raster GDAL can read: no GDAL driver recognises it (it may be a "
+                             "vector file, a document or an archive). Pick a raster (GeoTIFF, VRT, JPEG2000, "
+                             "...).") from exc
+        raise InputError(f"GDAL's {driver.ShortName} driver could not open '{path}': {message}. The file may be "
+                         "damaged or incomplete; check it with gdalinfo, or export it again.") from exc
     if ds is None or ds.RasterCount == 0:
-        raise InputError(f"'{path}' contains no raster bands. Pick a raster layer.")
+        raise InputError(f"'{path}' contains no raster bands (it may hold only vector layers). Pick a raster "
+                         "layer.")
+    _check_vrt_sources(ds, path)
     return ds
+
+
+def _check_vrt_sources(ds: gdal.Dataset, path: str) -> None:
+    """InputError when a virtual raster (VRT) names a source file that does not exist."""
+    if ds.GetDriver().ShortName != "VRT":
+        return
+    xml = "".join(ds.GetMetadata("xml:VRT") or [])
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError:
+        return
+    base = os.path.dirname(os.path.abspath(path)) if _plain_file(path) else ""
+    for element in root.iter("SourceFilename"):
+        name = (element.text or "").strip()
+        relative = element.get("relativeToVRT", "0") == "1"
+        source = os.path.join(base, name) if relative and base else name
+        if not name or _plain_file(source) is None or os.path.exists(source):
+            continue
+        raise InputError(f"'{os.path.basename(path)}' is a virtual raster (VRT) whose source '{name}' does not "
+                         f"exist (looked for '{os.path.abspath(source)}'). Restore that file, or rebuild the VRT "
+                         "from the files you have (gdalbuildvrt).")
+
+
+def input_reads(ds: gdal.Dataset, path: str) -> list[Read]:
+    """The files a run reads for the input raster: the raster (or its container) and every file GDAL lists
+    behind it (VRT sources, world files, .aux.xml)."""
+    files = list(ds.GetFileList() or [])
+    plain = _plain_file(path)
+    if plain and not any(os.path.abspath(f) == os.path.abspath(plain) for f in files):
+        files.insert(0, plain)
+    name = os.path.basename(plain or path)
+    first = os.path.abspath(files[0]) if files else ""
+    return [Read(f, "the input raster" if os.path.abspath(f) == first else f"a file of the input raster '{name}'")
+            for f in files]
 
 
 def _describe_bands(card: ModelCard) -> str:

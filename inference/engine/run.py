@@ -1,42 +1,34 @@
-"""run_model: stream a model over a raster, tile by tile, into GeoTIFF outputs."""
+"""run_model: stream a model over a raster, tile by tile, into staged GeoTIFF outputs."""
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any, Callable
 
 import numpy as np
 
+from .batches import Runner, tile_rows
+from .destinations import Destination, check_destinations
 from .errors import CancelledError, ModelError
 from .georef import mean_pixel_size
 from .heads import Head, make_head
-from .model import Model, check_channels, load_model
+from .median import filter_raster
+from .model import CLASS_TASKS, Model, load_model
 from .options import RunOptions, RunResult
 from .plan import Plan, make_plan
-from .progress import Cancelled, Progress
-from .raster import RasterSource, StripReader, extent_to_window, input_rescaling, map_bands, open_raster
-from .stream import Prefetcher, StripAccumulator, normalize
-from .tiling import TileGrid
+from .progress import Cancelled, Progress, never_cancelled, no_progress
+from .raster import RasterSource, extent_to_window, input_reads, input_rescaling, map_bands, open_raster
+from .staging import Staging, staged
+from .stream import Prefetcher, StripAccumulator
 from .windows import Window, transform
-from .writer import BlockRowBuffer, RasterWriter, check_output_path
+from .writer import BlockRowBuffer, RasterTarget, RasterWriter, human_size
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class _Batch:
-    tiles: list[Window]
-    array: np.ndarray
-
-
-@dataclass
-class _Row:
-    y: int
-    valid: np.ndarray  # (tile_h, window width): validity of the output rows this tile row covers
-    batches: list[_Batch]
-    skipped: int
+MOSTLY_NON_FINITE = 0.5  # a run where more of the valid pixels than this got NaN or Inf fails
 
 
 def _warn(warnings: list[str], message: str) -> None:
@@ -56,86 +48,54 @@ def _input_warnings(source: RasterSource, model: Model, warnings: list[str]) -> 
                         "results may be poor. Resample the raster to the model's resolution first.")
 
 
-def _rows(source: RasterSource, plan: Plan, window: Window, grid: TileGrid, model: Model,
-          is_cancelled: Cancelled) -> Iterator[_Row]:
-    """Reader thread: one strip per tile row, normalised and cut into batches of tiles."""
-    crop = plan.crop
-    th, tw = grid.tile_h + 2 * crop, grid.tile_w + 2 * crop
-    width = grid.span[1]
-    dtype = model.input_dtype
-    reader = StripReader(source, window.x - crop, width + 2 * crop, th)
-    for y in grid.rows:
-        if is_cancelled():
-            return
-        data, valid = reader.read(window.y + y - crop, th)
-        normalize(data, valid, model.card.input.normalization)
-        out_valid = valid[crop:crop + grid.tile_h, crop:crop + window.w]
-        tiles = [t for t in grid.row_tiles(y) if out_valid[:, t.x:t.x1].any()]
-        batches = []
-        for i in range(0, len(tiles), plan.batch):
-            part = tiles[i:i + plan.batch]
-            array = np.stack([data[:, :, t.x:t.x + tw] for t in part])
-            if dtype == np.uint8:
-                array = np.clip(np.rint(array), 0, 255)
-            batches.append(_Batch(part, array.astype(dtype, copy=False)))
-        yield _Row(y, out_valid, batches, len(grid.cols) - len(tiles))
+def _space_warning(targets: list[RasterTarget], output: Window, warnings: list[str]) -> None:
+    """Warn before the work when the outputs, uncompressed, would not fit on their disk."""
+    need = sum(output.w * output.h * t.bands * np.dtype(t.dtype).itemsize for t in targets)
+    folder = os.path.dirname(os.path.abspath(targets[0].path))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < need:
+        _warn(warnings, f"Only {human_size(free)} is free in '{folder}' and the outputs take up to {human_size(need)} "
+                        "uncompressed. Compression usually makes them much smaller, but the run may stop for lack "
+                        "of space; if it does, earlier files stay unchanged.")
 
 
-class _Runner:
-    """Runs batches through the model and checks the first output's shape against the plan."""
+class _Counts:
+    """Valid pixels, and those that got no finite value from the model (they become nodata)."""
 
-    def __init__(self, model: Model, plan: Plan, head: Head) -> None:
-        self.model, self.plan, self.head = model, plan, head
-        self.checked: set[tuple[int, ...]] = set()
-
-    def __call__(self, batch: _Batch) -> np.ndarray:
-        array, n = batch.array, len(batch.tiles)
-        fixed = self.model.fixed_batch
-        if fixed and n < fixed:
-            array = np.concatenate([array, np.zeros((fixed - n,) + array.shape[1:], array.dtype)])
-        raw = self.model.run(array)[:n]
-        if raw.shape[1:] not in self.checked:
-            self._check(raw.shape, array.shape)
-            self.checked.add(raw.shape[1:])
-        return self.head.prepare(raw, array[:n].astype(np.float32, copy=False))
-
-    def _check(self, shape: tuple[int, ...], given: tuple[int, ...]) -> None:
-        check_channels(self.model.card, shape[1] if len(shape) > 1 else None)
-        if self.model.card.task == "classification":
-            if len(shape) != 2:
-                raise ModelError(f"Unsupported output shape {shape}: a classification model must output "
-                                 "(batch, classes).")
-            return
-        crop = self.plan.crop
-        want = (given[2] - 2 * crop, given[3] - 2 * crop)
-        if len(shape) != 4 or tuple(shape[2:]) != want:
-            raise ModelError(f"Unsupported output shape: the model returned {tuple(shape)} for an input of "
-                             f"{tuple(given)}; with output.crop = {crop} the card expects height and width {want}. "
-                             "Fix output.crop (or the task) in the card.")
+    def __init__(self) -> None:
+        self.valid = 0
+        self.lost = 0
 
 
-def _process_chunk(source: RasterSource, plan: Plan, chunk: Window, runner: _Runner, head: Head,
-                   buffer: BlockRowBuffer, tick: Callable[[int], None], is_cancelled: Cancelled) -> None:
+def _process_chunk(source: RasterSource, plan: Plan, chunk: Window, runner: Runner, head: Head,
+                   buffer: BlockRowBuffer, tick: Callable[[int], None], is_cancelled: Cancelled,
+                   counts: _Counts) -> None:
     window = plan.processing_window(chunk, source.window)
     grid = plan.grid(window)
     acc = StripAccumulator(head.channels, grid.tile_h, window.w)
-    reader = Prefetcher(lambda: _rows(source, plan, window, grid, runner.model, is_cancelled))
+    reader = Prefetcher(lambda: tile_rows(source, plan, window, grid, runner.model, is_cancelled))
     try:
         for item in reader:
             acc.set_valid(item.valid, item.y)
             for batch in item.batches:
                 if is_cancelled():
                     raise CancelledError()
-                values = runner(batch)
+                values, finite = runner(batch)
                 for k, tile in enumerate(batch.tiles):
-                    acc.add(values[k], grid.weights(tile), tile.x, tile.y)
+                    weights = grid.weights(tile)
+                    if finite is not None and not finite[k].all():
+                        weights = weights * finite[k]
+                    acc.add(values[k], weights, tile.x, tile.y)
                 tick(len(batch.tiles))
             tick(item.skipped)
             if is_cancelled():
                 raise CancelledError()
             until = grid.row_end(item.y)
             sums, weights, valid = acc.finished(until)
-            _emit(head, sums, weights, valid, window.y + acc.top, window, chunk, plan.output, buffer)
+            _emit(head, sums, weights, valid, window.y + acc.top, window, chunk, plan.output, buffer, counts)
             acc.advance(until)
         if is_cancelled() or acc.top < window.h:  # the reader stops early on a cancel
             raise CancelledError()
@@ -145,73 +105,120 @@ def _process_chunk(source: RasterSource, plan: Plan, chunk: Window, runner: _Run
 
 
 def _emit(head: Head, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, row: int, window: Window,
-          chunk: Window, output: Window, buffer: BlockRowBuffer) -> None:
+          chunk: Window, output: Window, buffer: BlockRowBuffer, counts: _Counts) -> None:
     """Hand the finished rows that fall inside the output window to the block buffer."""
     r0, r1 = max(row, output.y), min(row + valid.shape[0], output.y1)
     if r1 <= r0:
         return
     c0 = chunk.x - window.x
-    rows = slice(r0 - row, r1 - row)
-    cols = slice(c0, c0 + chunk.w)
-    buffer.push(head.finish(sums[:, rows, cols], weights[rows, cols], valid[rows, cols], len(buffer.writers)))
+    rows, cols = slice(r0 - row, r1 - row), slice(c0, c0 + chunk.w)
+    wanted, w = valid[rows, cols], weights[rows, cols]
+    covered = wanted & (w > 0)  # a valid pixel no finite tile value reached is nodata
+    counts.valid += int(np.count_nonzero(wanted))
+    counts.lost += int(np.count_nonzero(wanted)) - int(np.count_nonzero(covered))
+    buffer.push(head.finish(sums[:, rows, cols], w, covered, len(buffer.writers)))
+
+
+def _check_finite(runner: Runner, counts: _Counts, model: Model, warnings: list[str]) -> None:
+    """Non-finite model output: a warning that counts it, or a failure that blames the model when it is most."""
+    if not counts.lost and not runner.non_finite:
+        return
+    share = counts.lost / counts.valid if counts.valid else 1.0
+    name = os.path.basename(model.path)
+    if share > MOSTLY_NON_FINITE:
+        raise ModelError(f"The model '{name}' returned NaN or infinite values for {100 * share:.1f} % of the valid "
+                         f"pixels ({counts.lost:,} of {counts.valid:,}), so there is nothing to write. The fault is "
+                         "in the model, not the raster: check its export (a division by zero, a log of 0, float16 "
+                         "overflow) on a sample in Python, or ask its author.")
+    _warn(warnings, f"The model '{name}' returned {runner.non_finite:,} NaN or infinite values; {counts.lost:,} "
+                    f"pixels ({100 * share:.2f} % of the valid ones) got no finite value and are written as "
+                    "nodata.")
+
+
+def run_parameters(input_path: str, options: RunOptions, result: RunResult) -> dict[str, Any]:
+    """The parameters of a run, for its outputs' provenance."""
+    overrides = options.card
+    return {"input": os.path.abspath(input_path), "bands": result.bands, "extent": options.extent,
+            "tile_size": result.tile_size, "overlap": result.overlap, "batch_size": result.batch_size,
+            "device": options.device, "provider": result.provider, "input_scale": options.input_scale,
+            "input_offset": options.input_offset, "task": overrides.task if overrides else None,
+            "classes": overrides.classes if overrides else None,
+            "threshold": overrides.threshold if overrides else None,
+            "median_filter": overrides.median_filter if overrides else None,
+            "scale": overrides.scale if overrides else None}
 
 
 def run_model(model: Model | str | os.PathLike[str], input_path: str, output_path: str,
               options: RunOptions | None = None, on_progress: Progress | None = None,
-              is_cancelled: Cancelled | None = None) -> RunResult:
-    """Run `model` over the raster at `input_path` and write `output_path` (GeoTIFF); see docs/architecture.md."""
+              is_cancelled: Cancelled | None = None, staging: Staging | None = None) -> RunResult:
+    """Run `model` over the raster at `input_path` and write `output_path` (GeoTIFF); see docs/architecture.md.
+
+    Every destination is checked before any work. The outputs are staged: with `staging` the caller commits
+    them together with its other outputs; without, they are committed here when the run is complete.
+    """
     options = options or RunOptions()
-    on_progress = on_progress or (lambda fraction: None)
-    is_cancelled = is_cancelled or (lambda: False)
+    on_progress = on_progress or no_progress
+    is_cancelled = is_cancelled or never_cancelled
     started = time.perf_counter()
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
-    check_output_path(output_path, input_path)
-    if options.confidence_path:
-        check_output_path(options.confidence_path, input_path)
     if not isinstance(model, Model):
-        model = load_model(model, options.device, options.threads)
+        model = load_model(model, options.device, options.threads, options.card)
+    card = model.card
     warnings = list(model.warnings)
-    scale, offset = input_rescaling(options.input_scale, options.input_offset, model.card) or (None, None)
     ds = open_raster(input_path)
-    source = RasterSource(input_path, ds, map_bands(ds, model.card, options.bands, input_path), scale, offset)
+    conf = options.confidence_path if card.task in CLASS_TASKS else None
+    labels = options.labels
+    destinations = [Destination(output_path, labels.get("output", "the output"))]
+    if options.confidence_path:
+        destinations.append(Destination(options.confidence_path, labels.get("confidence", "the confidence raster")))
+    check_destinations(destinations, input_reads(ds, input_path) + model.reads)
+    if options.confidence_path and not conf:
+        _warn(warnings, f"A confidence raster is only written for class outputs; a {card.task} model "
+                        "has none, so it is skipped.")
+    scale, offset = input_rescaling(options.input_scale, options.input_offset, card) or (None, None)
+    source = RasterSource(input_path, ds, map_bands(ds, card, options.bands, input_path), scale, offset)
     _input_warnings(source, model, warnings)
     output = extent_to_window(ds, options.extent, input_path) if options.extent else source.window
     plan = make_plan(model, output, options, lambda message: _warn(warnings, message))
-    head = make_head(model.card, plan.output_channels)
-    conf = options.confidence_path if model.card.task in ("segmentation", "classification") else None
-    if options.confidence_path and not conf:
-        _warn(warnings, f"A confidence raster is only written for class outputs; a {model.card.task} model "
-                        "has none, so it is skipped.")
+    head = make_head(card, plan.output_channels)
+    targets = head.targets(output_path, conf)
+    _space_warning(targets, output, warnings)
     origin = transform(output, source.geotransform)
     chunks = plan.chunks()
     total = sum(len(plan.grid(plan.processing_window(c, source.window))) for c in chunks)
-    log.info("%s on %s: %d tiles of %dx%d px, overlap %d, batch %d, %s", model.card.name,
+    log.info("%s on %s: %d tiles of %dx%d px, overlap %d, batch %d, %s", card.name,
              os.path.basename(input_path), total, plan.tile_in[1], plan.tile_in[0], plan.overlap, plan.batch,
              model.provider)
-    writers: list[RasterWriter] = []
     done = [0]
 
     def tick(n: int) -> None:
         done[0] += n
         on_progress(min(done[0] / total, 1.0) if total else 1.0)
 
+    counts = _Counts()
     try:
-        writers = [RasterWriter(t, output.w, output.h, origin, source.projection)
-                   for t in head.targets(output_path, conf)]
-        runner = _Runner(model, plan, head)
-        for chunk in chunks:
-            buffer = BlockRowBuffer(writers, chunk.x - output.x, chunk.w)
-            _process_chunk(source, plan, chunk, runner, head, buffer, tick, is_cancelled)
-        styles = head.style(writers)
-        style_paths = [w.commit(s) for w, s in zip(writers, styles)]
-    except BaseException:
-        for w in writers:
-            w.abort()
-        raise
+        with staged(staging, is_cancelled) as stage:
+            stage.model = (card.name, card.version, model.sha256)
+            planned = RunResult(output_path, conf, "", model.provider, card.task, [], output.w, output.h, total,
+                                0.0, list(source.bands), [], plan.tile_in[0], plan.overlap, plan.batch)
+            for key, value in run_parameters(input_path, options, planned).items():
+                stage.parameters.setdefault(key, value)
+            with ExitStack() as stack:
+                writers = [stack.enter_context(RasterWriter(stage, t, output.w, output.h, origin, source.projection))
+                           for t in targets]
+                runner = Runner(model, plan, head)
+                for chunk in chunks:
+                    buffer = BlockRowBuffer(writers, chunk.x - output.x, chunk.w)
+                    _process_chunk(source, plan, chunk, runner, head, buffer, tick, is_cancelled, counts)
+                _check_finite(runner, counts, model, warnings)
+                for writer, style in zip(writers, head.style(writers)):
+                    writer.style_xml = style
+            if card.output.median_filter > 1:
+                filter_raster(stage, targets[0], card.output.median_filter, writers[0].style_xml, is_cancelled)
     finally:
         source.close()
     on_progress(1.0)
-    return RunResult(output_path, conf, style_paths[0], model.provider, model.card.task,
-                     list(model.card.output.classes), output.w, output.h, total, time.perf_counter() - started,
-                     list(source.bands), warnings, plan.tile_in[0], plan.overlap, plan.batch,
-                     style_paths[1] if len(style_paths) > 1 else "")
+    styles = [w.style_path if w.style_xml else "" for w in writers]
+    return RunResult(output_path, conf, styles[0], model.provider, card.task, list(card.output.classes),
+                     output.w, output.h, total, time.perf_counter() - started, list(source.bands), warnings,
+                     plan.tile_in[0], plan.overlap, plan.batch, styles[1] if len(styles) > 1 else "")

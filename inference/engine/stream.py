@@ -119,14 +119,13 @@ class StripAccumulator:
         self.valid[r0:r0 + h] = valid[:h]
 
     def finished(self, until: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Views of the weighted sums (K, n, width), weights and validity (n, width) of rows [top, until).
+        """Views of the weighted sums (K, n, width), weights and input validity (n, width) of rows [top, until).
 
-        Validity includes coverage: a pixel no tile reached (all its tiles were skipped as nodata) is invalid.
-        Use them before advance().
+        A valid pixel with zero weight got no usable tile value (the model returned NaN or Inf there): the
+        caller writes it as nodata. Use them before advance().
         """
         n = until - self.top
-        weights = self.weights[:n]
-        return self.sums[:, :n], weights, self.valid[:n] & (weights > 0)
+        return self.sums[:, :n], self.weights[:n], self.valid[:n]
 
     def advance(self, until: int) -> None:
         """Drop rows [top, until) and move the strip down."""

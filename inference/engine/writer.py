@@ -1,23 +1,26 @@
-"""Streamed GeoTIFF output: a temporary file beside the target, written block row by block row, renamed on success."""
+"""Streamed GeoTIFF output, written block row by block row under a staged name (staging.py)."""
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from osgeo import gdal
 
 from .card import ClassInfo
-from .errors import OutputError
+from .errors import DiskFullError, OutputError
+from .staging import Staging
 from .style import rgba
 
 gdal.UseExceptions()
 
 BLOCK = 256
 FLOAT_NODATA = float(np.finfo(np.float32).min)
+LOW_SPACE = 1 << 20  # below this much free space a failed write is reported as a full disk
 _GDAL_TYPES = {np.dtype(np.uint8): gdal.GDT_Byte, np.dtype(np.uint16): gdal.GDT_UInt16,
                np.dtype(np.float32): gdal.GDT_Float32}
 
@@ -30,51 +33,56 @@ class RasterTarget:
     dtype: np.dtype
     nodata: float
     descriptions: Sequence[str]
-    classes: Sequence[ClassInfo] = ()
+    band_classes: Sequence[Sequence[ClassInfo]] = ()  # per band: its class names and colours (class rasters)
     metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> Sequence[ClassInfo]:
+        """The classes of band 1."""
+        return self.band_classes[0] if self.band_classes else ()
 
     @property
     def bands(self) -> int:
         return len(self.descriptions)
 
 
-def check_output_path(path: str, input_path: str | None = None) -> None:
-    """Fail early, before any work, if `path` cannot be written."""
-    if Path(path).suffix.lower() not in (".tif", ".tiff"):
-        raise OutputError(f"Output '{path}' must be a GeoTIFF: use a .tif file name.")
-    if input_path and os.path.exists(path) and os.path.samefile(path, input_path):
-        raise OutputError(f"Output '{path}' is the input raster; inputs are never overwritten. "
-                          "Choose another output path.")
-    check_output_folder(path)
+def human_size(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
-def check_output_folder(path: str) -> None:
-    """OutputError unless the folder of `path` exists and a file can be created in it."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"Output folder '{folder}' does not exist. Create it or choose another output path.")
+def write_failed(exc: BaseException, path: str, needed: int) -> OutputError:
+    """The error for a failed write of `path`: a full disk says how much is needed and how much is free."""
+    folder = os.path.dirname(os.path.abspath(path))
     try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".deepstrata-probe-"):
-            pass
-    except OSError as exc:
-        raise OutputError(f"Cannot write to output folder '{folder}' ({exc.strerror}). "
-                          "Choose a folder you can write to.") from exc
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = -1
+    text = (getattr(exc, "strerror", None) or str(exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    if getattr(exc, "errno", None) == errno.ENOSPC or "space" in text.lower() or 0 <= free < LOW_SPACE:
+        return DiskFullError(f"The disk holding '{folder}' is full: '{os.path.basename(path)}' needs up to "
+                           f"{human_size(needed)} (uncompressed) and {human_size(max(free, 0))} is free. Free some "
+                           "space there or write the output to another disk. Earlier files are unchanged.")
+    return OutputError(f"Could not write '{path}' ({text}). Check the output folder and its free space.")
 
 
 class RasterWriter:
-    """One output GeoTIFF: tiled, compressed, BIGTIFF when needed; complete under its name only after commit()."""
+    """One output GeoTIFF (tiled, compressed, BIGTIFF when needed), written under a staged name.
 
-    def __init__(self, target: RasterTarget, width: int, height: int, geotransform: Sequence[float],
-                 projection: str) -> None:
-        self.target = target
-        final = Path(target.path)
-        fd, tmp = tempfile.mkstemp(dir=final.parent or ".", prefix=f".{final.stem}.partial-", suffix=".tif")
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
-        self.tmp = tmp
+    A context manager: a clean exit finishes the file (statistics, style) and hands it, with its .aux.xml and
+    .qml, to the staging, which commits it with the run's other outputs; an exception drops it.
+    """
+
+    def __init__(self, staging: Staging, target: RasterTarget, width: int, height: int,
+                 geotransform: Sequence[float], projection: str) -> None:
+        self.staging, self.target = staging, target
+        self.style_xml: str | None = None
+        self.tmp = staging.file(target.path, ".tif")
+        self.needed = width * height * target.bands * np.dtype(target.dtype).itemsize
         # Measured on 2048x2048 outputs: LZW is the fastest and smallest for class rasters; DEFLATE level 1
         # with the floating-point predictor for scores. Both are readable everywhere.
         self.is_float = target.dtype == np.float32
@@ -82,11 +90,10 @@ class RasterWriter:
         options = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "BIGTIFF=IF_SAFER"] + codec
         try:
             driver = gdal.GetDriverByName("GTiff")
-            self.ds = driver.Create(tmp, width, height, target.bands, _GDAL_TYPES[np.dtype(target.dtype)], options)
+            self.ds = driver.Create(self.tmp, width, height, target.bands, _GDAL_TYPES[np.dtype(target.dtype)],
+                                    options)
         except RuntimeError as exc:
-            self._remove()
-            raise OutputError(f"Cannot create '{target.path}': {str(exc).strip()}. "
-                              "Check the disk space and the output path.") from exc
+            raise write_failed(exc, target.path, self.needed) from exc
         self.ds.SetGeoTransform(list(geotransform))
         if projection:
             self.ds.SetProjection(projection)
@@ -94,15 +101,25 @@ class RasterWriter:
             band = self.ds.GetRasterBand(i)
             band.SetNoDataValue(target.nodata)
             band.SetDescription(text)
-        if target.classes:
-            self._set_classes(self.ds.GetRasterBand(1), target.classes)
-        for key, value in target.metadata.items():
+            classes = target.band_classes[i - 1] if i <= len(target.band_classes) else ()
+            if classes:
+                self._set_classes(band, classes)
+        for key, value in {**staging.metadata(), **target.metadata}.items():
             self.ds.SetMetadataItem(key, value)
         self.lo = np.full(target.bands, np.inf)
         self.hi = np.full(target.bands, -np.inf)
         self.total = np.zeros(target.bands)
         self.total_sq = np.zeros(target.bands)
         self.count = np.zeros(target.bands)
+
+    def __enter__(self) -> "RasterWriter":
+        return self
+
+    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
+        if kind is None:
+            self.finish()
+        else:
+            self.ds = None
 
     @staticmethod
     def _set_classes(band: gdal.Band, classes: Sequence[ClassInfo]) -> None:
@@ -120,9 +137,12 @@ class RasterWriter:
 
     def write(self, x: int, y: int, array: np.ndarray) -> None:
         """Write (bands, h, w) at column x, row y; keep running statistics of valid values of float bands."""
-        for i in range(self.target.bands):
-            self.ds.GetRasterBand(i + 1).WriteArray(array[i], x, y)
-        self.ds.FlushCache()  # compress and write these complete blocks now, rather than hold them in GDAL's cache
+        try:
+            for i in range(self.target.bands):
+                self.ds.GetRasterBand(i + 1).WriteArray(array[i], x, y)
+            self.ds.FlushCache()  # compress and write these complete blocks now, rather than hold them in GDAL's cache
+        except RuntimeError as exc:
+            raise write_failed(exc, self.target.path, self.needed) from exc
         if self.is_float:
             for i in range(self.target.bands):
                 self._count(i, array[i])
@@ -145,35 +165,35 @@ class RasterWriter:
         std = float(np.sqrt(max(self.total_sq[band] / n - mean * mean, 0.0)))
         return float(self.lo[band]), float(self.hi[band]), float(mean), std
 
-    def commit(self, style_xml: str | None = None) -> str:
-        """Finish the file and move it (with its .aux.xml and QML style) to the target name."""
-        for i in range(self.target.bands):
-            stats = self.statistics(i)
-            if stats:
-                self.ds.GetRasterBand(i + 1).SetStatistics(*stats)
-        self.ds.FlushCache()
-        self.ds = None
+    def finish(self) -> None:
+        """Close the file with its statistics and stage it (and its .aux.xml and .qml) for the commit."""
         final = self.target.path
-        for suffix in (".aux.xml",):
-            if os.path.exists(self.tmp + suffix):
-                os.replace(self.tmp + suffix, final + suffix)
-            elif os.path.exists(final + suffix):
-                os.remove(final + suffix)  # a stale sidecar of an earlier run would describe the wrong file
-        qml = str(Path(final).with_suffix(".qml"))
-        if style_xml:
-            Path(qml).write_text(style_xml, encoding="utf-8")
-        os.replace(self.tmp, final)
-        return qml if style_xml else ""
+        try:
+            for i in range(self.target.bands):
+                stats = self.statistics(i)
+                if stats:
+                    self.ds.GetRasterBand(i + 1).SetStatistics(*stats)
+            self.ds.FlushCache()
+            self.ds = None
+        except RuntimeError as exc:
+            self.ds = None
+            raise write_failed(exc, final, self.needed) from exc
+        self.staging.add(final, self.tmp)
+        aux = self.tmp + ".aux.xml"
+        # without a new sidecar, a stale one of an earlier run would describe the wrong file: it is removed
+        self.staging.add(final + ".aux.xml", aux if os.path.exists(aux) else None)
+        if self.style_xml:
+            qml = self.staging.file(self.style_path, ".qml")
+            try:
+                Path(qml).write_text(self.style_xml, encoding="utf-8")
+            except OSError as exc:
+                raise write_failed(exc, self.style_path, len(self.style_xml)) from exc
+            self.staging.add(self.style_path, qml)
 
-    def abort(self) -> None:
-        """Drop the partial file: after an error or a cancel nothing is left behind."""
-        self.ds = None
-        self._remove()
-
-    def _remove(self) -> None:
-        for path in (self.tmp, self.tmp + ".aux.xml"):
-            if os.path.exists(path):
-                os.remove(path)
+    @property
+    def style_path(self) -> str:
+        """The QML style beside the output (QGIS applies it when the raster is opened)."""
+        return str(Path(self.target.path).with_suffix(".qml"))
 
 
 class BlockRowBuffer:

@@ -15,12 +15,14 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from ..engine.card import ClassInfo
+from ..engine.destinations import Destination, Read, check_destinations
 from ..engine.errors import CancelledError, InputError
-from ..engine.progress import Cancelled, Progress
+from ..engine.progress import Cancelled, Progress, never_cancelled, no_progress
 from ..engine.raster import band_validity, open_raster
+from ..engine.staging import Staging, staged
 from ..engine.style import paletted_qml
 from ..engine.windows import Window, block_windows, from_bounds, transform
-from ..engine.writer import BLOCK, RasterTarget, RasterWriter, check_output_path
+from ..engine.writer import BLOCK, RasterTarget, RasterWriter
 from .vectorize import AreaMeter, write_polygons
 
 gdal.UseExceptions()
@@ -40,41 +42,43 @@ class MaskStats:
     style_path: str = ""
 
 
-def write_mask(score_path: str, threshold: float, mask_path: str, is_cancelled: Cancelled | None = None,
-               on_progress: Progress | None = None) -> MaskStats:
+def write_mask(score_path: str, threshold: float, mask_path: str, staging: Staging | None = None,
+               is_cancelled: Cancelled | None = None, on_progress: Progress | None = None) -> MaskStats:
     """A Byte GeoTIFF on the score's grid: 1 where score >= `threshold`, 0 below, 255 (nodata) where the score is
-    nodata; with a colour table, category names ``normal``/``anomaly`` and a paletted QML style beside it."""
+    nodata; with a colour table, category names ``normal``/``anomaly`` and a paletted QML style beside it.
+
+    With `staging`, the score may itself be staged (not yet committed) and the mask is committed with it."""
     if not math.isfinite(threshold):
         raise InputError(f"The anomaly threshold must be a finite number, not {threshold}.")
-    check_output_path(mask_path, score_path)
-    cancelled = is_cancelled or (lambda: False)
-    progress = on_progress or (lambda fraction: None)
-    ds = open_raster(score_path)
-    band = ds.GetRasterBand(1)
-    width, height = ds.RasterXSize, ds.RasterYSize
-    metadata = {"DEEPSTRATA_THRESHOLD": f"{threshold:.9g}", "DEEPSTRATA_SCORE": os.path.basename(score_path)}
-    target = RasterTarget(mask_path, np.dtype(np.uint8), MASK_NODATA, ["anomaly mask"], MASK_CLASSES, metadata)
-    writer = RasterWriter(target, width, height, ds.GetGeoTransform(can_return_null=False), ds.GetProjection() or "")
-    flagged = valid_count = 0
-    try:
-        for win in block_windows(width, height, BLOCK, _CHUNK):
-            if cancelled():
-                raise CancelledError()
-            scores = band.ReadAsArray(win.x, win.y, win.w, win.h, buf_type=gdal.GDT_Float32)
-            valid = band_validity(band, scores, win)
-            hit = valid & (scores >= np.float32(threshold))
-            out = np.where(valid, hit.astype(np.uint8), np.uint8(MASK_NODATA)).astype(np.uint8)
-            writer.write(win.x, win.y, out[None])
-            flagged += int(hit.sum())
-            valid_count += int(valid.sum())
-            if win.x1 == width:
-                ds.FlushCache()
-                progress(win.y1 / height)
-        style = writer.commit(paletted_qml(MASK_CLASSES))
-    except BaseException:
-        writer.abort()
-        raise
-    return MaskStats(flagged, valid_count, flagged / valid_count if valid_count else 0.0, mask_path, style)
+    check_destinations([Destination(mask_path, "the anomaly mask")], [Read(score_path, "the anomaly score")])
+    cancelled = is_cancelled or never_cancelled
+    progress = on_progress or no_progress
+    with staged(staging, cancelled) as stage:
+        ds = open_raster(stage.current(score_path))
+        band = ds.GetRasterBand(1)
+        width, height = ds.RasterXSize, ds.RasterYSize
+        metadata = {"DEEPSTRATA_THRESHOLD": f"{threshold:.9g}", "DEEPSTRATA_SCORE": os.path.basename(score_path)}
+        target = RasterTarget(mask_path, np.dtype(np.uint8), MASK_NODATA, ["anomaly mask"], [MASK_CLASSES], metadata)
+        flagged = valid_count = 0
+        with RasterWriter(stage, target, width, height, ds.GetGeoTransform(can_return_null=False),
+                          ds.GetProjection() or "") as writer:
+            for win in block_windows(width, height, BLOCK, _CHUNK):
+                if cancelled():
+                    raise CancelledError()
+                scores = band.ReadAsArray(win.x, win.y, win.w, win.h, buf_type=gdal.GDT_Float32)
+                valid = band_validity(band, scores, win)
+                hit = valid & (scores >= np.float32(threshold))
+                out = np.where(valid, hit.astype(np.uint8), np.uint8(MASK_NODATA)).astype(np.uint8)
+                writer.write(win.x, win.y, out[None])
+                flagged += int(hit.sum())
+                valid_count += int(valid.sum())
+                if win.x1 == width:
+                    ds.FlushCache()
+                    progress(win.y1 / height)
+            writer.style_xml = paletted_qml(MASK_CLASSES)
+        ds = None
+    return MaskStats(flagged, valid_count, flagged / valid_count if valid_count else 0.0, mask_path,
+                     writer.style_path)
 
 
 def _flagged_band(mask_path: str, ds: gdal.Dataset) -> gdal.Dataset:
@@ -127,18 +131,20 @@ class _Zonal:
 
 def anomaly_polygons(mask_path: str, score_path: str, out_path: str, min_area_m2: float = 0.0,
                      is_cancelled: Cancelled | None = None, on_progress: Progress | None = None,
-                     connectedness: int = 4, overwrite: bool = False, layer_name: str = "anomalies") -> int:
+                     connectedness: int = 4, staging: Staging | None = None, layer_name: str = "anomalies") -> int:
     """One polygon per patch of flagged pixels (mask value 1) of at least `min_area_m2`; returns their count.
 
     Fields: ``area_m2`` (see vectorize.AreaMeter), ``pixels`` (pixels in the patch), ``peak_score`` and
     ``mean_score`` (maximum and mean of the score raster inside the patch). Features are in the order
     gdal.Polygonize finds the patches (top to bottom), not sorted; sort by peak_score in the attribute table.
     The output format follows the extension (.gpkg, .shp, .geojson, .fgb); the mask and the score raster must
-    share a grid.
+    share a grid. With `staging`, the mask and the score may themselves be staged, and the polygons are committed
+    with them.
     """
     if not (math.isfinite(min_area_m2) and min_area_m2 >= 0):
         raise InputError(f"The minimum patch area must be 0 or more square metres, not {min_area_m2}.")
-    mask_ds, score = open_raster(mask_path), open_raster(score_path)
+    current = staging.current if staging is not None else (lambda path: path)
+    mask_ds, score = open_raster(current(mask_path)), open_raster(current(score_path))
     _same_grid(mask_ds, score, mask_path, score_path)
     projection = str(score.GetProjection() or "")
     meter = AreaMeter(projection, score.GetGeoTransform(can_return_null=False), score.RasterXSize,
@@ -154,12 +160,13 @@ def anomaly_polygons(mask_path: str, score_path: str, out_path: str, min_area_m2
             return None
         return {"area_m2": area, "pixels": stats[0], "peak_score": stats[1], "mean_score": stats[2]}
 
-    flagged = _flagged_band(mask_path, mask_ds)
+    flagged = _flagged_band(current(mask_path), mask_ds)
     band = flagged.GetRasterBand(1)
     fields = [("area_m2", ogr.OFTReal), ("pixels", ogr.OFTInteger64), ("peak_score", ogr.OFTReal),
               ("mean_score", ogr.OFTReal)]
     return write_polygons(band, band.GetMaskBand(), projection, out_path, layer_name, fields, attributes,
-                          connectedness, overwrite, is_cancelled, on_progress)
+                          connectedness, staging, is_cancelled, on_progress,
+                          [Read(mask_path, "the anomaly mask"), Read(score_path, "the anomaly score")])
 
 
 def _same_grid(mask: gdal.Dataset, score: gdal.Dataset, mask_path: str, score_path: str) -> None:

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal, ogr, osr
 
 from ..engine.card import ClassInfo
 from ..engine.errors import CancelledError
 from ..engine.progress import Cancelled
 from ..engine.raster import band_validity, open_raster
+from ..engine.staging import Staging, staged
+from ..engine.vector_writer import VectorWriter
 from ..engine.windows import Window, block_windows
 
 gdal.UseExceptions()
@@ -173,12 +175,38 @@ def _number(value: float, digits: int) -> str:
     return "" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def write_csv(stats: Sequence[ClassStat], path: str) -> str:
-    """Write the rows as CSV (header value,class,pixels,area_m2,area_ha,percent); unknown areas are empty."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_HEADER)
-        for s in stats:
-            writer.writerow([s.value, s.name, s.pixels, _number(s.area_m2, 3), _number(s.area_ha, 6),
-                             _number(s.percent, 6)])
+def write_csv(stats: Sequence[ClassStat], path: str, staging: Staging | None = None) -> str:
+    """Write the rows as CSV (header value,class,pixels,area_m2,area_ha,percent); unknown areas are empty.
+    Staged: committed here, or with the caller's `staging`."""
+    with staged(staging) as stage:
+        tmp = stage.file(path)
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(CSV_HEADER)
+            for s in stats:
+                writer.writerow([s.value, s.name, s.pixels, _number(s.area_m2, 3), _number(s.area_ha, 6),
+                                 _number(s.percent, 6)])
+        stage.add(path, tmp)
     return path
+
+
+TABLE_FIELDS = (("value", ogr.OFTInteger), ("class", ogr.OFTString), ("pixels", ogr.OFTInteger64),
+                ("area_m2", ogr.OFTReal), ("area_ha", ogr.OFTReal), ("percent", ogr.OFTReal))
+
+
+def write_table(stats: Sequence[ClassStat], destination: str, staging: Staging | None = None,
+                layer_name: str = "class_statistics") -> str:
+    """Write the rows as a table without geometry: any OGR format by extension (.gpkg, .csv, .xlsx, ...), or a
+    layer of a GeoPackage (``ogr:dbname='x.gpkg' table="name"``). Unknown areas are NULL. Staged."""
+    with staged(staging) as stage, VectorWriter(stage, destination, layer_name) as out:
+        layer = out.layer("", ogr.wkbNone, TABLE_FIELDS)
+        definition = layer.GetLayerDefn()
+        for s in stats:
+            feature = ogr.Feature(definition)
+            for name, value in zip(CSV_HEADER, (s.value, s.name, s.pixels, s.area_m2, s.area_ha, round(s.percent, 4))):
+                if isinstance(value, float) and math.isnan(value):
+                    feature.SetFieldNull(name)
+                else:
+                    feature.SetField(name, value)
+            layer.CreateFeature(feature)
+    return destination

@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,15 +18,18 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..engine.card import ClassInfo
+from ..engine.destinations import Destination, Read, check_destinations
 from ..engine.errors import CancelledError, InputError, OutputError
 from ..engine.georef import ground_pixel_size, srs_of
-from ..engine.model import Model, load_model
+from ..engine.model import CLASS_TASKS, Model, load_model
 from ..engine.options import RunOptions, RunResult
-from ..engine.progress import Cancelled, Progress, part
-from ..engine.raster import RasterSource, extent_to_window, open_raster
-from ..engine.run import run_model
-from ..engine.windows import Window, bounds, is_north_up, transform
-from ..engine.writer import BLOCK, FLOAT_NODATA, RasterTarget, RasterWriter, check_output_path
+from ..engine.progress import Cancelled, Progress, never_cancelled, no_progress, part
+from ..engine.provenance import KEYS as PROVENANCE_KEYS
+from ..engine.raster import RasterSource, extent_to_window, input_reads, open_raster
+from ..engine.run import run_model, run_parameters
+from ..engine.staging import Staging, staged
+from ..engine.windows import Window, block_windows, bounds, is_north_up, transform
+from ..engine.writer import BLOCK, FLOAT_NODATA, RasterTarget, RasterWriter
 
 gdal.UseExceptions()
 log = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 EDGE_FILL = 2  # model pixels the warped input is grown past its footprint (see _grow_edges)
 WARP_MEMORY_MB = 64  # GDAL warps by chunks of about this size
 CHUNK_COLUMNS = 4096  # columns copied at once from the back-warp (a multiple of BLOCK)
-CLASS_TASKS = ("segmentation", "classification")
 _FLOAT_TIFF = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "BIGTIFF=IF_SAFER", "COMPRESS=DEFLATE",
                "ZLEVEL=1", "PREDICTOR=3"]
 _NUMPY_TYPES = {gdal.GDT_Byte: np.uint8, gdal.GDT_UInt16: np.uint16, gdal.GDT_Float32: np.float32}
@@ -217,8 +217,9 @@ def _grow_edges(path: str, pixels: int = EDGE_FILL) -> None:
         ds = None
 
 
-def _target(src: gdal.Dataset, out_path: str, classes: Sequence[ClassInfo] | None) -> RasterTarget:
-    """The back-warped copy of `src`: its type, nodata, band names, metadata, and `classes` or its categories."""
+def _target(src: gdal.Dataset, out_path: str) -> RasterTarget:
+    """The back-warped copy of `src`: its type, nodata, band names, task metadata, and each band's classes (its
+    category names and colour table)."""
     src.GetGeoTransform()  # GDAL 3.6 GTiff loads the .aux.xml (category names) lazily: make sure it is read
     band = src.GetRasterBand(1)
     dtype = _NUMPY_TYPES.get(band.DataType)
@@ -227,20 +228,24 @@ def _target(src: gdal.Dataset, out_path: str, classes: Sequence[ClassInfo] | Non
                           "cannot be warped back; model outputs are Byte, UInt16 or Float32.")
     nodata = band.GetNoDataValue()
     nodata = (FLOAT_NODATA if dtype == np.float32 else 0.0) if nodata is None else nodata
-    if classes is None:
-        names, table = band.GetCategoryNames() or [], band.GetColorTable()
-        classes = [ClassInfo(v, n, "#%02x%02x%02x" % tuple(table.GetColorEntry(v)[:3]) if table else "#808080")
-                   for v, n in enumerate(names) if n]
-    metadata = {k: v for k, v in (src.GetMetadata() or {}).items() if not k.startswith("STATISTICS_")}
+    band_classes = []
+    for index in range(1, src.RasterCount + 1):
+        b = src.GetRasterBand(index)
+        names, table = b.GetCategoryNames() or [], b.GetColorTable()
+        band_classes.append([ClassInfo(v, n, "#%02x%02x%02x" % tuple(table.GetColorEntry(v)[:3]) if table
+                                       else "#808080") for v, n in enumerate(names) if n])
+    # the run's own provenance comes from the staging: not the scratch run's (which names the warped input)
+    metadata = {k: v for k, v in (src.GetMetadata() or {}).items()
+                if not k.startswith("STATISTICS_") and k not in PROVENANCE_KEYS}
     return RasterTarget(out_path, np.dtype(dtype), float(nodata),
                         [src.GetRasterBand(i + 1).GetDescription() for i in range(src.RasterCount)],
-                        classes, metadata)
+                        band_classes if any(band_classes) else [], metadata)
 
 
-def _warp_back(path: str, like_path: str, out_path: str, categorical: bool, window: Window | None,
-               valid_bands: Sequence[int] | None, classes: Sequence[ClassInfo] | None,
-               on_progress: Progress | None, is_cancelled: Cancelled | None) -> RasterWriter:
-    """Warp `path` onto the input grid into a RasterWriter for `out_path`; the caller commits or aborts it."""
+def _warp_back(stage: Staging, path: str, like_path: str, out_path: str, categorical: bool, window: Window | None,
+               valid_bands: Sequence[int] | None, style: str | None, on_progress: Progress | None,
+               is_cancelled: Cancelled | None) -> None:
+    """Warp `path` onto the input grid into `out_path`, staged (with the QML `style`)."""
     like, src = open_raster(like_path), open_raster(path)
     name = os.path.basename(like_path)
     gt, wkt = like.GetGeoTransform(), like.GetProjection()
@@ -249,50 +254,48 @@ def _warp_back(path: str, like_path: str, out_path: str, categorical: bool, wind
         raise InputError(f"'{name}' or '{os.path.basename(path)}' has no CRS, so one cannot be warped onto the "
                          "other. Assign the layer's CRS first.")
     window = window or Window(0, 0, like.RasterXSize, like.RasterYSize)
-    target = _target(src, out_path, classes)
+    target = _target(src, out_path)
     vrt = gdal.Warp("", src, options=gdal.WarpOptions(
         format="VRT", dstSRS=wkt, outputBounds=bounds(window, gt), width=window.w, height=window.h,
         resampleAlg="near" if categorical else "bilinear", dstNodata=repr(target.nodata),
         warpMemoryLimit=WARP_MEMORY_MB, multithread=False))  # lazy: warped chunk by chunk as it is read
-    writer = RasterWriter(target, window.w, window.h, transform(window, gt), wkt)
+    source = RasterSource(like_path, like, [int(b) for b in valid_bands]) if valid_bands else None
     try:
-        source = RasterSource(like_path, like, [int(b) for b in valid_bands]) if valid_bands else None
-        for y in range(0, window.h, BLOCK):
-            rows = min(BLOCK, window.h - y)
-            for x in range(0, window.w, CHUNK_COLUMNS):
+        with RasterWriter(stage, target, window.w, window.h, transform(window, gt), wkt) as writer:
+            writer.style_xml = style
+            for win in block_windows(window.w, window.h, BLOCK, CHUNK_COLUMNS):
                 if is_cancelled and is_cancelled():
                     raise CancelledError()
-                cols = min(CHUNK_COLUMNS, window.w - x)
-                array = vrt.ReadAsArray(x, y, cols, rows).reshape(src.RasterCount, rows, cols)
+                array = vrt.ReadAsArray(win.x, win.y, win.w, win.h).reshape(src.RasterCount, win.h, win.w)
                 if source is not None:  # nodata wherever the input is nodata, as the engine writes it
-                    valid = np.empty((rows, cols), dtype=bool)
-                    data = np.empty((len(source.bands), rows, cols), dtype=np.float32)
-                    source.read_rows(window.y + y, window.x + x, data, valid)
+                    valid = np.empty((win.h, win.w), dtype=bool)
+                    data = np.empty((len(source.bands), win.h, win.w), dtype=np.float32)
+                    source.read_rows(window.y + win.y, window.x + win.x, data, valid)
                     array[:, ~valid] = target.nodata
-                writer.write(x, y, array.astype(target.dtype, copy=False))
-            vrt.FlushCache()
-            if on_progress:
-                on_progress((y + rows) / window.h)
-    except BaseException as exc:
-        writer.abort()
-        if isinstance(exc, RuntimeError):  # GDAL
-            raise _failed(exc, f"warp '{os.path.basename(path)}' back onto the input grid", is_cancelled) from exc
-        raise
-    return writer
+                writer.write(win.x, win.y, array.astype(target.dtype, copy=False))
+                if win.x1 == window.w:
+                    vrt.FlushCache()
+                    if on_progress:
+                        on_progress(win.y1 / window.h)
+    except RuntimeError as exc:  # GDAL
+        raise _failed(exc, f"warp '{os.path.basename(path)}' back onto the input grid", is_cancelled) from exc
 
 
 def warp_to_input_grid(path: str, like_path: str, out_path: str, categorical: bool, window: Window | None = None,
                        valid_bands: Sequence[int] | None = None, on_progress: Progress | None = None,
-                       is_cancelled: Cancelled | None = None) -> str:
+                       is_cancelled: Cancelled | None = None, staging: Staging | None = None) -> str:
     """Warp a model output at `path` exactly onto the grid of `like_path` (or of its pixel `window`).
 
     Same CRS, geotransform, width and height as the input; 'near' for class rasters (`categorical`), 'bilinear'
-    for scores. The data type (Byte, UInt16 or Float32), nodata, band descriptions, metadata, category names and
-    colour table are kept. With `valid_bands`, pixels where those input bands are nodata become nodata. Written
-    to a temporary name beside `out_path` and renamed when complete.
+    for scores. The data type (Byte, UInt16 or Float32), nodata, band descriptions, task metadata, category names
+    and colour tables are kept. With `valid_bands`, pixels where those input bands are nodata become nodata.
+    Staged: committed here, or with the caller's `staging`.
     """
-    check_output_path(out_path, like_path)
-    _warp_back(path, like_path, out_path, categorical, window, valid_bands, None, on_progress, is_cancelled).commit()
+    check_destinations([Destination(out_path, "the warped output")],
+                       [Read(like_path, "the raster whose grid is used"), Read(path, "the raster warped")])
+    with staged(staging, is_cancelled) as stage:
+        _warp_back(stage, path, like_path, out_path, categorical, window, valid_bands, None, on_progress,
+                   is_cancelled)
     return out_path
 
 
@@ -306,67 +309,70 @@ def _context_window(ds: gdal.Dataset, window: Window, model: Model) -> Window:
     return Window(x0, y0, min(ds.RasterXSize, window.x1 + gx) - x0, min(ds.RasterYSize, window.y1 + gy) - y0)
 
 
+def _style(path: str) -> str | None:
+    return Path(path).read_text(encoding="utf-8") if path else None
+
+
 def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: str, output_path: str,
                             options: RunOptions | None = None, on_progress: Progress | None = None,
-                            is_cancelled: Cancelled | None = None, tolerance: float = 0.25) -> ResampledRun:
+                            is_cancelled: Cancelled | None = None, tolerance: float = 0.25,
+                            staging: Staging | None = None) -> ResampledRun:
     """`run_model` at the model's pixel size (card input.pixel_size_m), with outputs on the input's grid.
 
     Without a plan (see `plan_resample`) this is `run_model`. Otherwise the input (its `options.extent` grown by
-    the model's context, or all of it) is warped into a temporary folder beside the output (always removed), the
+    the model's context, or all of it) is warped into a scratch folder beside the output (always removed), the
     model runs there, and each output is warped back onto the input grid (the extent's window of it): classes by
-    nearest neighbour, scores bilinearly, nodata wherever the input is nodata. Outputs appear under their names
-    only when all are complete. Progress: 10% warp in, 80% model, 10% warp back.
+    nearest neighbour, scores bilinearly, nodata wherever the input is nodata. The outputs are staged: committed
+    here when all are complete, or with the caller's `staging`. Progress: 10% warp in, 80% model, 10% warp back.
     """
     options = options or RunOptions()
-    progress = on_progress or (lambda fraction: None)
-    cancelled = is_cancelled or (lambda: False)
+    progress = on_progress or no_progress
+    cancelled = is_cancelled or never_cancelled
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
     if not isinstance(model, Model):
-        model = load_model(model, options.device, options.threads)
+        model = load_model(model, options.device, options.threads, options.card)
     ds = open_raster(input_path)
     try:
         window = extent_to_window(ds, options.extent, input_path) if options.extent else None
         region = _context_window(ds, window, model) if window else None
         plan = plan_resample(ds, input_path, model.card.input.pixel_size_m, tolerance, region)
         size = (window.w, window.h) if window else (ds.RasterXSize, ds.RasterYSize)
+        reads = input_reads(ds, input_path) + model.reads
     finally:
         ds = None
     if plan is None:
-        return ResampledRun(run_model(model, input_path, output_path, options, on_progress, is_cancelled), None)
+        return ResampledRun(run_model(model, input_path, output_path, options, on_progress, is_cancelled,
+                                      staging), None)
     started = time.perf_counter()
     log.info("%s", plan.reason)
-    check_output_path(output_path, input_path)
+    labels = options.labels
+    destinations = [Destination(output_path, labels.get("output", "the output"))]
     if options.confidence_path:
-        check_output_path(options.confidence_path, input_path)
-    tmpdir = tempfile.mkdtemp(prefix=f".{Path(output_path).stem}.resample-",
-                              dir=os.path.dirname(os.path.abspath(output_path)))
-    writers: list[RasterWriter] = []
-    try:
-        warped = warp_to_model_grid(input_path, plan, os.path.join(tmpdir, "input.tif"), cancelled,
+        destinations.append(Destination(options.confidence_path, labels.get("confidence", "the confidence raster")))
+    check_destinations(destinations, reads)
+    with staged(staging, cancelled) as stage:
+        scratch = stage.folder(output_path, "scratch")
+        warped = warp_to_model_grid(input_path, plan, os.path.join(scratch, "input.tif"), cancelled,
                                     part(progress, 0.0, 0.1))
-        conf = os.path.join(tmpdir, "confidence.tif") if options.confidence_path else None
-        result = run_model(model, warped, os.path.join(tmpdir, "output.tif"),
-                           replace(options, extent=None, confidence_path=conf),
-                           part(progress, 0.1, 0.8), cancelled)
+        conf = os.path.join(scratch, "confidence.tif") if options.confidence_path else None
+        result = run_model(model, warped, os.path.join(scratch, "output.tif"),
+                           replace(options, extent=None, confidence_path=conf), part(progress, 0.1, 0.8), cancelled)
+        warnings = [w for w in result.warnings if os.path.basename(warped) not in w]
+        stage.model = (model.card.name, model.card.version, model.sha256)
+        for key, value in run_parameters(input_path, options, result).items():
+            stage.parameters.setdefault(key, value)
+        stage.parameters.setdefault("resampled_to", f"{plan.pixel_size_m:g} m in {plan.crs_label}")
         jobs = [(result.output_path, output_path, result.task in CLASS_TASKS, result.style_path)]
         if result.confidence_path and options.confidence_path:
             jobs.append((result.confidence_path, options.confidence_path, False, result.confidence_style_path))
-        for k, (src, final, is_class, _) in enumerate(jobs):
-            writers.append(_warp_back(src, input_path, final, is_class, window, result.bands,
-                                      result.classes if is_class else [],
-                                      part(progress, 0.9 + 0.1 * k / len(jobs), 0.1 / len(jobs)), cancelled))
+        for k, (src, final, is_class, style) in enumerate(jobs):
+            _warp_back(stage, src, input_path, final, is_class, window, result.bands, _style(style),
+                       part(progress, 0.9 + 0.1 * k / len(jobs), 0.1 / len(jobs)), cancelled)
         if cancelled():
             raise CancelledError()
-        styles = [w.commit(Path(job[3]).read_text(encoding="utf-8") if job[3] else None)
-                  for w, job in zip(writers, jobs)]
-    except BaseException:
-        for w in writers:
-            w.abort()
-        raise
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
     progress(1.0)
+    qml = [str(Path(job[1]).with_suffix(".qml")) if job[3] else "" for job in jobs]
     done = replace(result, output_path=output_path, confidence_path=jobs[1][1] if len(jobs) > 1 else None,
-                   style_path=styles[0], confidence_style_path=styles[1] if len(styles) > 1 else "",
+                   style_path=qml[0], confidence_style_path=qml[1] if len(qml) > 1 else "", warnings=warnings,
                    width=size[0], height=size[1], seconds=time.perf_counter() - started)
     return ResampledRun(done, plan)

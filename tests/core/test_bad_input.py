@@ -95,7 +95,7 @@ def test_extent_outside_the_raster(tmp_path: Path, seg: Path) -> None:
 
 
 def test_output_folder_missing(tmp_path: Path, seg: Path) -> None:
-    with pytest.raises(OutputError, match="Output folder '.*nowhere' does not exist. Create it"):
+    with pytest.raises(OutputError, match="The folder of the output, '.*nowhere', does not exist. Create it"):
         run_model(seg, str(LANDSAT), str(tmp_path / "nowhere" / "out.tif"))
 
 
@@ -106,7 +106,8 @@ def test_output_folder_read_only(tmp_path: Path, seg: Path) -> None:
         folder = tmp_path / "ro"
         folder.mkdir()
         folder.chmod(0o555)
-    with pytest.raises(OutputError, match="Cannot write to output folder .*Choose a folder you can write to"):
+    with pytest.raises(OutputError, match=f"Cannot write into '{folder}' for the output .*Choose a folder you can "
+                                          "write to"):
         run_model(seg, str(LANDSAT), str(folder / "out.tif"))
 
 
@@ -125,7 +126,7 @@ def test_unreadable_raster(tmp_path: Path, seg: Path) -> None:
         _run(seg, tmp_path / "missing.tif", tmp_path / "out")
     junk = tmp_path / "junk.tif"
     junk.write_text("not a raster")
-    with pytest.raises(InputError, match="Cannot read '.*junk.tif' as a raster"):
+    with pytest.raises(InputError, match="'.*junk.tif' is not a raster GDAL can read: no GDAL driver recognises it"):
         _run(seg, junk, tmp_path / "out")
 
 
@@ -137,7 +138,7 @@ def test_unsupported_output_shape(tmp_path: Path) -> None:
         _run(model, LANDSAT, tmp_path / "out")
     _nothing_written(tmp_path / "out")
     seg5 = models.conv_segmenter(tmp_path / "seg5.onnx", classes=5, output={"classes": card["output"]["classes"]})
-    with pytest.raises(ModelError, match="outputs 5 channels but its card lists 4 classes"):
+    with pytest.raises(ModelError, match="the model outputs 5 channels but the card lists 4 classes for it"):
         _run(seg5, LANDSAT, tmp_path / "out")
     cls = models.patch_classifier(tmp_path / "cls.onnx")
     models.save(__import__("onnx").load(str(cls)), cls, models.card("segmentation", 3, 3))

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from deepstrata.inference import CardError, parse_card
-from deepstrata.inference.engine.deepness import card_from_deepness
+from deepstrata.inference.engine.deepness import Graph, card_from_deepness
 from ds_testing import models
 
 
@@ -66,12 +66,17 @@ def test_deepness_metadata_becomes_an_equivalent_card() -> None:
     meta = {"model_type": "segmentor", "class_names": json.dumps({"0": "background", "1": "road"}),
             "tile_size": "256", "tiles_overlap": "10", "standardization_mean": "[0.5, 0.5, 0.5]",
             "standardization_std": "[0.25, 0.25, 0.25]", "resolution": "20"}
-    card = parse_card(card_from_deepness(meta, 3, "roads"))
+    graph = Graph(3, None, [["N", 2, "H", "W"]], ["logits"])
+    card = parse_card(card_from_deepness(meta, graph, "roads.onnx"))
+    assert card.name == "roads"
     assert card.task == "segmentation" and [c.name for c in card.output.classes] == ["background", "road"]
+    assert card.output.threshold == 0.5 and card.output.median_filter == 9  # Deepness's own defaults
     assert card.input.normalization.mean == (127.5,) * 3 and card.input.normalization.std == (63.75,) * 3
     assert card.input.tile_size == 256 and card.input.margin == 12 and card.input.pixel_size_m == 0.2
 
 
 def test_deepness_detectors_are_refused_clearly() -> None:
-    with pytest.raises(CardError, match="Deepness metadata: model_type: Deepness 'detector' models are not supported"):
-        card_from_deepness({"model_type": "detector"}, 3, "yolo")
+    graph = Graph(3, 640, [[1, 84, 8400]], ["output0"])
+    with pytest.raises(CardError, match="Deepness metadata: model_type: 'Detector' is a Deepness object detection "
+                                        "model; DeepStrata .* does not support object detection yet"):
+        card_from_deepness({"model_type": json.dumps("Detector")}, graph, "yolo.onnx")

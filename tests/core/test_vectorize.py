@@ -165,24 +165,21 @@ def test_progress_reaches_one(tmp_path: Path) -> None:
     assert seen[-1] == 1.0 and seen == sorted(seen)
 
 
-def test_output_checks_and_overwrite(tmp_path: Path) -> None:
+def test_output_checks_and_replacing(tmp_path: Path) -> None:
     raster = _classes(tmp_path / "classes.tif")
     with pytest.raises(OutputError, match="unsupported extension.*gpkg"):
         polygonize_classes(str(raster), str(tmp_path / "out.xyz"))
-    with pytest.raises(OutputError, match="Output folder '.*nowhere' does not exist"):
+    with pytest.raises(OutputError, match="The folder of the polygon output, '.*nowhere', does not exist"):
         polygonize_classes(str(raster), str(tmp_path / "nowhere" / "out.gpkg"))
     readonly = Path("/proc/self") if os.geteuid() == 0 else tmp_path / "ro"
     if readonly != Path("/proc/self"):
         readonly.mkdir()
         readonly.chmod(0o555)
-    with pytest.raises(OutputError, match="Cannot write to output folder .*Choose a folder you can write to"):
+    with pytest.raises(OutputError, match="Cannot write into .* for the polygon output .*Choose a folder you can"):
         polygonize_classes(str(raster), str(readonly / "out.gpkg"))
     out = tmp_path / "out.gpkg"
-    out.write_bytes(b"old")
-    with pytest.raises(OutputError, match="already exists"):
-        polygonize_classes(str(raster), str(out))
-    assert out.read_bytes() == b"old"
-    assert polygonize_classes(str(raster), str(out), overwrite=True) == 2
+    out.write_bytes(b"old")  # an earlier file is replaced whole, as Processing does, when the run commits
+    assert polygonize_classes(str(raster), str(out)) == 2
     assert len(_features(out)) == 2
     with pytest.raises(InputError, match="floating-point values, not classes"):
         polygonize_classes(str(rasters.write_raster(tmp_path / "f.tif", np.ones((4, 4), np.float32))),

@@ -13,6 +13,9 @@ from deepstrata.processing_provider.provider import ALGORITHMS
 
 ADVANCED = QgsProcessingParameterDefinition.Flag.FlagAdvanced
 TUNING = {"DEVICE", "TILE_SIZE", "BATCH_SIZE", "OVERLAP", "MTL"}
+# Run ONNX model's knobs for models made elsewhere (Deepness): advanced there; THRESHOLD is a main parameter of
+# Detect anomalies.
+TUNING_BY_ALGORITHM = {"runmodel": TUNING | {"RESOLUTION", "TASK", "CLASSES", "THRESHOLD", "SMOOTHING"}}
 
 
 @pytest.fixture(params=[cls.__name__ for cls in ALGORITHMS])
@@ -61,7 +64,8 @@ def test_parameters(algorithm: QgsProcessingAlgorithm):
         assert parameter.description().strip(), parameter.name()
         assert parameter.help().strip(), f"{parameter.name()} has no setHelp() text"
         is_advanced = bool(parameter.flags() & ADVANCED)
-        assert is_advanced == (parameter.name() in TUNING), parameter.name()
+        assert is_advanced == (parameter.name() in TUNING_BY_ALGORITHM.get(algorithm.name(), TUNING)), \
+            parameter.name()
     for output in algorithm.outputDefinitions():
         assert output.name() == output.name().upper() and output.description().strip(), output.name()
 
@@ -71,7 +75,7 @@ def test_empty_parameters_are_refused(algorithm: QgsProcessingAlgorithm):
     required = [p.name() for p in algorithm.parameterDefinitions()
                 if not p.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional and not p.isDestination()]
     # MODEL is optional where a bundled model is the fallback (qgis_process 3.22 ignores defaults of required files)
-    assert set(required) == {"runmodel": {"INPUT", "DEVICE"}, "modelinfo": {"MODEL"},
+    assert set(required) == {"runmodel": {"INPUT", "DEVICE", "RESOLUTION", "TASK"}, "modelinfo": {"MODEL"},
                              "classifylandforms": {"INPUT", "DEVICE"}, "mapgeology": {"INPUT", "DEVICE", "PRESET"},
                              "detectanomalies": {"INPUT", "DEVICE", "PRESET", "MIN_AREA"}}[algorithm.name()]
     ok, message = algorithm.checkParameterValues({}, QgsProcessingContext())

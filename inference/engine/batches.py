@@ -1,0 +1,107 @@
+"""From strips of the raster to batches of model input, and from batches to values to blend.
+
+`tile_rows` runs on the reader thread: one strip per tile row, normalised and cut into batches of tiles (tiles
+with no valid pixel are skipped). `Runner` runs on the main thread: the model on a batch, the output's shape
+checked once against the plan, the head's activation, and non-finite values (NaN, Inf) taken out of the blend.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from .errors import ModelError
+from .heads import Head
+from .model import Model, check_channels
+from .plan import Plan
+from .progress import Cancelled
+from .raster import RasterSource, StripReader
+from .stream import normalize
+from .tiling import TileGrid
+from .windows import Window
+
+
+@dataclass
+class Batch:
+    tiles: list[Window]
+    array: np.ndarray
+
+
+@dataclass
+class Row:
+    y: int
+    valid: np.ndarray  # (tile_h, window width): validity of the output rows this tile row covers
+    batches: list[Batch]
+    skipped: int
+
+
+def tile_rows(source: RasterSource, plan: Plan, window: Window, grid: TileGrid, model: Model,
+              is_cancelled: Cancelled) -> Iterator[Row]:
+    """Reader thread: one strip per tile row, normalised and cut into batches of tiles."""
+    crop = plan.crop
+    th, tw = grid.tile_h + 2 * crop, grid.tile_w + 2 * crop
+    width = grid.span[1]
+    dtype = model.input_dtype
+    reader = StripReader(source, window.x - crop, width + 2 * crop, th)
+    for y in grid.rows:
+        if is_cancelled():
+            return
+        data, valid = reader.read(window.y + y - crop, th)
+        normalize(data, valid, model.card.input.normalization)
+        out_valid = valid[crop:crop + grid.tile_h, crop:crop + window.w]
+        tiles = [t for t in grid.row_tiles(y) if out_valid[:, t.x:t.x1].any()]
+        batches = []
+        for i in range(0, len(tiles), plan.batch):
+            part = tiles[i:i + plan.batch]
+            array = np.stack([data[:, :, t.x:t.x + tw] for t in part])
+            if dtype == np.uint8:
+                array = np.clip(np.rint(array), 0, 255)
+            batches.append(Batch(part, array.astype(dtype, copy=False)))
+        yield Row(y, out_valid, batches, len(grid.cols) - len(tiles))
+
+
+class Runner:
+    """Runs batches through the model: values to blend, and where they are finite."""
+
+    def __init__(self, model: Model, plan: Plan, head: Head) -> None:
+        self.model, self.plan, self.head = model, plan, head
+        self.checked: set[tuple[tuple[int, ...], ...]] = set()
+        self.non_finite = 0  # non-finite values the model returned, all outputs together
+
+    def __call__(self, batch: Batch) -> tuple[np.ndarray, np.ndarray | None]:
+        """(values (N, K, h, w), finite (N, h, w) or None when every value is finite)."""
+        array, n = batch.array, len(batch.tiles)
+        fixed = self.model.fixed_batch
+        if fixed and n < fixed:
+            array = np.concatenate([array, np.zeros((fixed - n,) + array.shape[1:], array.dtype)])
+        raws = [raw[:n] for raw in self.model.run(array)]
+        shapes = tuple(raw.shape[1:] for raw in raws)
+        if shapes not in self.checked:
+            for index, raw in enumerate(raws):
+                self._check(index, raw.shape, array.shape)
+            self.checked.add(shapes)
+        bad = sum(int(raw.size - np.count_nonzero(np.isfinite(raw))) for raw in raws if raw.dtype.kind == "f")
+        values = self.head.prepare(raws, array[:n].astype(np.float32, copy=False))
+        if not bad and np.isfinite(values).all():
+            return values, None
+        self.non_finite += bad
+        finite = np.isfinite(values).all(axis=1)
+        values[~np.broadcast_to(finite[:, None], values.shape)] = 0.0
+        return values, finite
+
+    def _check(self, index: int, shape: tuple[int, ...], given: tuple[int, ...]) -> None:
+        card = self.model.card
+        check_channels(card, 1 if len(shape) == 3 and card.task != "classification" else
+                       shape[1] if len(shape) > 1 else None, index)
+        if card.task == "classification":
+            if len(shape) != 2:
+                raise ModelError(f"Unsupported output shape {shape}: a classification model must output "
+                                 "(batch, classes).")
+            return
+        crop = self.plan.crop
+        want = (given[2] - 2 * crop, given[3] - 2 * crop)
+        if len(shape) not in (3, 4) or tuple(shape[-2:]) != want:
+            raise ModelError(f"Unsupported output shape: the model returned {tuple(shape)} for an input of "
+                             f"{tuple(given)}; with output.crop = {crop} the card expects height and width {want}. "
+                             "Fix output.crop (or the task) in the card.")
