@@ -75,7 +75,7 @@ class Runner:
         fixed = self.model.fixed_batch
         if fixed and n < fixed:
             array = np.concatenate([array, np.zeros((fixed - n,) + array.shape[1:], array.dtype)])
-        raws = [raw[:n] for raw in self.model.run(array)]
+        raws = [raw[:n] for raw in self._run(array)]
         shapes = tuple(raw.shape[1:] for raw in raws)
         if shapes not in self.checked:
             for index, raw in enumerate(raws):
@@ -89,6 +89,18 @@ class Runner:
         finite = np.isfinite(values).all(axis=1)
         values[~np.broadcast_to(finite[:, None], values.shape)] = 0.0
         return values, finite
+
+    def _run(self, array: np.ndarray) -> list[np.ndarray]:
+        """The model on a batch; a failure is said in one sentence that names the model and what to try."""
+        try:
+            return self.model.run(array)
+        except Exception as exc:  # onnxruntime raises its own Fail/RuntimeException types
+            detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            hint = (" Try a batch size of 1 (Batch size / --batch-size 1): some graphs only run one tile at a "
+                    "time." if array.shape[0] > 1 else " Check that the model runs on a tile of this size in "
+                    "onnxruntime, or re-export it.")
+            raise ModelError(f"The model '{self.model.path}' failed on a batch of {array.shape[0]} tile(s) of "
+                             f"{array.shape[3]}x{array.shape[2]} px: {detail}.{hint}") from exc
 
     def _check(self, index: int, shape: tuple[int, ...], given: tuple[int, ...]) -> None:
         card = self.model.card

@@ -30,6 +30,11 @@ SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx
 _OGR_URI = re.compile(r"""^ogr:dbname='(?P<path>(?:[^']|'')*)'\s+table="(?P<layer>(?:[^"]|"")*)"(?:\s*\(.*\))?\s*$""")
 
 
+def shown(path: str, limit: int = 160) -> str:
+    """A path for a message: whole when short, else its start and end around an ellipsis."""
+    return path if len(path) <= limit else f"{path[:limit // 2 - 2]}...{path[-(limit // 2 - 1):]}"
+
+
 @dataclass(frozen=True)
 class Read:
     """A file the run reads, and what it is to the user ("the input raster", "the model's external data")."""
@@ -58,7 +63,7 @@ class Destination:
         return [self.path]
 
     def describe(self) -> str:
-        return f"{self.label} '{self.path}'" + (f" (layer '{self.layer}')" if self.layer else "")
+        return f"{self.label} '{shown(self.path)}'" + (f" (layer '{self.layer}')" if self.layer else "")
 
 
 def parse_vector_destination(value: str) -> tuple[str, str | None]:
@@ -178,14 +183,15 @@ def check_output_folder(path: str, label: str = "The output") -> None:
     folder = Path(path).parent if str(Path(path).parent) else Path(".")
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
-        raise OutputError(f"The folder of {label}, '{folder}', {what}. Create it or choose another output path.")
+        raise OutputError(f"The folder of {label}, '{shown(str(folder))}', {what}. Create it or choose another "
+                          "output path.")
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".deepstrata-probe-"):
             pass
     except OSError as exc:
         reason = "it is on a read-only file system" if exc.errno == errno.EROFS else exc.strerror
-        raise OutputError(f"Cannot write into '{folder}' for {label} ({reason}). Choose a folder you can write "
-                          "to.") from exc
+        raise OutputError(f"Cannot write into '{shown(str(folder))}' for {label} ({reason}). Choose a folder you "
+                          "can write to.") from exc
 
 
 def check_destinations(destinations: Sequence[Destination], reads: Iterable[Read] = ()) -> None:
@@ -218,13 +224,13 @@ def _collision(first: Destination, second: Destination, file: str) -> str:
         return (f"{first.label} and {second.label} are the same layer '{first.layer}' of '{first.path}'. Give each "
                 "output its own layer name.")
     if _same(first.path, second.path):
-        return (f"{first.label} and {second.label} are the same file ('{second.path}'), so one would replace the "
-                "other. Give each output its own file name.")
-    return (f"{first.describe()} and {second.describe()} would both write '{file}'. Give them names that differ "
-            "by more than the extension.")
+        return (f"{first.label} and {second.label} are the same file ('{shown(second.path)}'), so one would "
+                "replace the other. Give each output its own file name.")
+    return (f"{first.describe()} and {second.describe()} would both write '{shown(file)}'. Give them names that "
+            "differ by more than the extension.")
 
 
 def _overwrites(dest: Destination, file: str, read: Read) -> str:
-    which = "is" if _same(file, dest.path) else f"would write '{file}', which is"
-    return (f"{dest.describe()} {which} {read.what} ('{read.path}'), a file this run reads. Outputs never "
+    which = "is" if _same(file, dest.path) else f"would write '{shown(file)}', which is"
+    return (f"{dest.describe()} {which} {read.what} ('{shown(read.path)}'), a file this run reads. Outputs never "
             "overwrite inputs: choose another file name or folder for the output.")

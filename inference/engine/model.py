@@ -79,7 +79,13 @@ class Model:
 
     @property
     def fixed_batch(self) -> int | None:
-        return _dim(self.session.get_inputs()[0].shape[0])
+        """The batch size the graph needs: its input's, or an output's where the input leaves it open (graphs
+        exported with a dynamic input but a batch of 1 baked into a reshape)."""
+        found = _dim(self.session.get_inputs()[0].shape[0])
+        if found is None:
+            fixed = [_dim(o.shape[0]) for o in self.session.get_outputs()[:len(self.card.output.heads)] if o.shape]
+            found = min((f for f in fixed if f), default=None)
+        return found
 
     @property
     def reads(self) -> list[Read]:
@@ -261,8 +267,9 @@ def check_channels(card: ModelCard, channels: int | None, index: int = 0) -> Non
     where = f"output {index + 1} ({head.name})" if len(card.output.heads) > 1 else "the model"
     if card.task in CLASS_TASKS:
         if channels != n and not (channels == 1 and n == 2):
-            raise ModelError(f"Unsupported output shape: {where} outputs {channels} channels but the card lists "
-                             f"{n} classes for it. Fix output.classes in the card.")
+            raise ModelError(f"Unsupported output shape: {where} outputs {channels} channel"
+                             f"{'s' if channels != 1 else ''} but the card lists {n} classes for it. Fix "
+                             "output.classes in the card (or, for a model without a card, its task and class names).")
     elif card.task == "anomaly" and channels != len(card.input.bands):
         raise ModelError(f"Unsupported output shape: an anomaly model must reconstruct its {len(card.input.bands)} "
                          f"input bands, but it outputs {channels} channels.")

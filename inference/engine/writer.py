@@ -123,17 +123,22 @@ class RasterWriter:
 
     @staticmethod
     def _set_classes(band: gdal.Band, classes: Sequence[ClassInfo]) -> None:
+        """Category names and CLASS_<n> metadata on every class band; the colour table on band 1 only (GeoTIFF
+        holds one; the QML style carries the colours of band 1, the others keep their names)."""
         top = max(c.value for c in classes)
-        table = gdal.ColorTable()
-        table.SetColorEntry(0, (0, 0, 0, 0))
         names = [""] * (top + 1)
         for c in classes:
-            table.SetColorEntry(c.value, rgba(c.color))
             names[c.value] = c.name
             band.SetMetadataItem(f"CLASS_{c.value}", c.name)
+        band.SetCategoryNames(names)
+        if band.GetBand() != 1:
+            return
+        table = gdal.ColorTable()
+        table.SetColorEntry(0, (0, 0, 0, 0))
+        for c in classes:
+            table.SetColorEntry(c.value, rgba(c.color))
         band.SetRasterColorTable(table)
         band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
-        band.SetCategoryNames(names)
 
     def write(self, x: int, y: int, array: np.ndarray) -> None:
         """Write (bands, h, w) at column x, row y; keep running statistics of valid values of float bands."""
