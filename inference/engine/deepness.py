@@ -155,10 +155,15 @@ def _crop(graph: Graph) -> int:
     sizes = {s[-1] for s in graph.outputs if len(s) >= 3 and isinstance(s[-1], int) and s[-1] > 0}
     if not graph.tile or len(sizes) != 1:
         return 0
-    crop, odd = divmod(graph.tile - sizes.pop(), 2)
-    if crop < 0 or odd:
-        raise CardError("output", f"the graph's output is not centred in its {graph.tile}-pixel input "
-                                  "(an odd or negative size difference), so it cannot be placed on the map", SOURCE)
+    size = sizes.pop()
+    if size > graph.tile:
+        raise CardError("output", f"the graph's output ({size} px) is larger than its input ({graph.tile} px): "
+                                  "a super-resolution model, which DeepStrata does not support yet; it runs "
+                                  "models whose output has the input's pixels (or fewer, cropped)", SOURCE)
+    crop, odd = divmod(graph.tile - size, 2)
+    if odd:
+        raise CardError("output", f"the graph's {size}-pixel output is not centred in its {graph.tile}-pixel "
+                                  "input (an odd size difference), so it cannot be placed on the map", SOURCE)
     return crop
 
 

@@ -58,9 +58,15 @@ def _ensure_qgis() -> None:
         _APP.initQgis()
 
 
-def _import_deepness() -> Any:
+def use_peer() -> None:
+    """Make Deepness's package importable (its sources stay in the peer folder)."""
+    _ensure_qgis()
     if str(PEER_SRC) not in sys.path:
         sys.path.insert(0, str(PEER_SRC))
+
+
+def _import_deepness() -> Any:
+    use_peer()
     from deepness.processing.map_processor import map_processor_regression, map_processor_segmentation
 
     class _FloatRegression(map_processor_regression.MapProcessorRegression):  # type: ignore[misc]
