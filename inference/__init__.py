@@ -7,14 +7,16 @@ builds on the engine. The public API is re-exported here. Also runnable as ``pyt
 from __future__ import annotations
 
 from .engine.card import SCHEMA, BandInfo, ClassInfo, ModelCard, parse_card
+from .engine.deepness import CardOverrides
 from .engine.errors import CancelledError, CardError, DeepStrataError, InputError, ModelError, OutputError
 from .engine.model import Model, load_model, model_info
 from .engine.options import RunOptions, RunResult
 from .engine.providers import DEVICES, available_providers, choose_provider
 from .engine.run import run_model
+from .engine.staging import Staging
 
 __all__ = [
     "SCHEMA", "BandInfo", "ClassInfo", "ModelCard", "parse_card", "RunOptions", "RunResult", "run_model",
     "CancelledError", "CardError", "DeepStrataError", "InputError", "ModelError", "OutputError", "Model",
-    "load_model", "model_info", "DEVICES", "available_providers", "choose_provider",
+    "load_model", "model_info", "DEVICES", "available_providers", "choose_provider", "CardOverrides", "Staging",
 ]

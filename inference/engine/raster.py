@@ -240,7 +240,8 @@ def _describe_bands(card: ModelCard) -> str:
 
 
 def map_bands(ds: gdal.Dataset, card: ModelCard, bands: Sequence[int] | None, path: str) -> list[int]:
-    """Raster bands (1-based) feeding each model channel: as given, matched by name, or 1..n."""
+    """Raster bands (1-based) feeding each model channel: as given, matched by name, 1..n, or every band but an
+    alpha band."""
     need, count = len(card.input.bands), ds.RasterCount
     plural = "s" if count != 1 else ""
     if bands:
@@ -261,6 +262,9 @@ def map_bands(ds: gdal.Dataset, card: ModelCard, bands: Sequence[int] | None, pa
         return [int(b) for b in by_name if b]
     if count == need:
         return list(range(1, need + 1))
+    data = [i for i in range(1, count + 1) if ds.GetRasterBand(i).GetColorInterpretation() != gdal.GCI_AlphaBand]
+    if len(data) == need:  # an RGBA image for an RGB model: the alpha band is the mask, not a channel
+        return data
     raise InputError(f"The model takes {need} band{'s' if need != 1 else ''} ({_describe_bands(card)}) but "
                      f"'{os.path.basename(path)}' has {count} band{plural}. Choose which raster bands feed the "
                      f"model (Bands / --bands, e.g. {','.join(str(i + 1) for i in range(min(need, count)))}), "

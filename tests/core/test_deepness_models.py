@@ -222,3 +222,17 @@ def test_the_median_filter_leaves_nodata_out() -> None:
     out = median_of_classes(np.pad(classes, 1, mode="edge"), np.pad(valid, 1, mode="edge"), 3)
     # the centre's window holds 1, 1, 2, 2, 2, 2 and three nodata: 2 among valid pixels (1 if nodata counted)
     assert out[1, 1] == 2 and out[0, 0] == 1
+
+
+def test_an_rgba_image_feeds_an_rgb_model_without_its_alpha(fotomap: Path, tmp_path: Path) -> None:
+    """Band descriptions removed: the counts differ (4 against 3), and the alpha band is the mask, not a channel."""
+    plain = tmp_path / "rgba.tif"
+    gdal.Translate(str(plain), str(fotomap))
+    ds = gdal.Open(str(plain), gdal.GA_Update)
+    for b in range(1, 5):
+        ds.GetRasterBand(b).SetDescription("")
+    ds = None
+    overrides = CardOverrides(task="segmentation")
+    result = run_model(load_model(MODELS / "dummy_segmentation_models/dummy_model.onnx", overrides=overrides),
+                       str(plain), str(tmp_path / "c.tif"), RunOptions(card=overrides))
+    assert result.bands == [1, 2, 3]
