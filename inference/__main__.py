@@ -1,6 +1,11 @@
-"""``python -m deepstrata.inference``: see cli.py."""
+"""``python -m deepstrata.inference``: see cli.py. A Ctrl+C while the packages are still loading (before the
+command line's own signal handling starts) ends quietly too: nothing has been written yet."""
 import sys
 
-from .cli import main
+try:
+    from .cli import main
+except KeyboardInterrupt:
+    print("\nerror: cancelled (SIGINT) while starting; nothing was written", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

@@ -79,43 +79,21 @@ class Signals:
         return 128 + int(self.received or signal.SIGINT)
 
 
-def _positive(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+def _number(what: str, kind: type = int, low: float = 1, high: float | None = None,
+            odd: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` in [low, high] (odd if asked), refused with a message naming `what`."""
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be 1 or more, not {value}")
+            raise argparse.ArgumentTypeError(f"'{text}' is not a {'whole ' if kind is int else ''}number") from None
+        if value < low or (high is not None and value > high):
+            span = f"between {low:g} and {high:g}" if high is not None else f"{low:g} or more"
+            raise argparse.ArgumentTypeError(f"{what} must be {span}, not {value}")
+        if odd and value % 2 == 0:
+            raise argparse.ArgumentTypeError(f"{what} must be an odd number of pixels, not {value}")
         return value
     return parse
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"the overlap must be 0 or more pixels, not {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"the threshold is a probability between 0 and 1, not {value}")
-    return value
-
-
-def _odd(text: str) -> int:
-    value = _positive("the median filter")(text)
-    if value % 2 == 0:
-        raise argparse.ArgumentTypeError(f"the median filter must be an odd number of pixels, not {value}")
-    return value
 
 
 def _bands(text: str) -> list[int]:
@@ -151,9 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--bands", type=_bands, help="raster bands in model order, e.g. 4,3,2 (default: by name)")
     run.add_argument("--extent", type=_extent, help="xmin,ymin,xmax,ymax in the raster's CRS")
     run.add_argument("--device", default="auto", choices=DEVICES, help="execution provider (default: auto)")
-    run.add_argument("--tile-size", type=_positive("the tile size"), help="tile edge in pixels (default: the card's)")
-    run.add_argument("--batch-size", type=_positive("the batch size"), help="tiles per inference call (default: 4)")
-    run.add_argument("--overlap", type=_non_negative, help="tile overlap in pixels (default: twice the card's "
+    run.add_argument("--tile-size", type=_number("the tile size"), help="tile edge in pixels (default: the card's)")
+    run.add_argument("--batch-size", type=_number("the batch size"), help="tiles per inference call (default: 4)")
+    run.add_argument("--overlap", type=_number("the overlap", low=0), help="tile overlap in pixels (default: twice the card's "
                                                            "margin, or 1/8 of the tile without one)")
     run.add_argument("--confidence", help="also write the maximum class probability to this GeoTIFF")
     run.add_argument("--pixel-size", choices=("model", "raster"), default="model",
@@ -163,8 +141,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="what a model without a card or Deepness metadata computes")
     run.add_argument("--classes", type=_classes, help="class names of such a model, e.g. water,land (outputs "
                                                       "separated by ';')")
-    run.add_argument("--threshold", type=_probability, help="class probability threshold (default: the model's)")
-    run.add_argument("--median", type=_odd, help="median filter over the class map, odd pixels (default: the "
+    run.add_argument("--threshold", type=_number("the threshold (a probability)", float, 0, 1), help="class probability threshold (default: the model's)")
+    run.add_argument("--median", type=_number("the median filter", odd=True), help="median filter over the class map, odd pixels (default: the "
                                                  "model's; 1 = none)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     info = sub.add_parser("info", help="show a model's card and where it would run")

@@ -99,10 +99,34 @@ def _limit(folder: str, name: str, default: int) -> int:
         return default
 
 
+@lru_cache(maxsize=1)
+def gdal_path_limit() -> int | None:
+    """The longest file path, in bytes, that GDAL can list the files of (GetFileList, which QGIS and the engine
+    use), or None without a limit. GDAL 3.6 builds file names in a 2048-byte buffer, so a raster whose path
+    with '.aux.xml' exceeds 2046 bytes cannot be read back ("Destination buffer too small"). Probed once, in
+    memory."""
+    name = "/vsimem/deepstrata-path-probe-" + "p" * 2100 + ".tif"
+    ds = None
+    try:
+        ds = gdal.GetDriverByName("GTiff").Create(name, 1, 1)
+        ds = None
+        ds = gdal.Open(name)
+        ds.GetFileList()
+        return None
+    except RuntimeError:
+        return 2046
+    finally:
+        ds = None
+        gdal.Unlink(name)
+
+
 def _existing_ancestor(path: Path) -> Path:
     for parent in path.parents:
-        if parent.is_dir():
-            return parent
+        try:
+            if parent.is_dir():
+                return parent
+        except OSError:  # a path longer than the system allows (ENAMETOOLONG): its parents may exist
+            continue
     return Path("/")
 
 
@@ -158,6 +182,12 @@ def check_destination(dest: Destination) -> None:
     if len(os.fsencode(str(path))) >= path_max:
         raise OutputError(f"The path of {dest.label} is {len(os.fsencode(str(path)))} bytes long, but this file "
                           f"system allows at most {path_max - 1}. Choose a shorter folder or file name.")
+    gdal_max = gdal_path_limit()
+    with_sidecars = max(len(os.fsencode(os.path.abspath(f))) for f in dest.files())
+    if gdal_max and with_sidecars > gdal_max:
+        raise OutputError(f"The path of {dest.label} is {len(os.fsencode(str(path)))} bytes long ({with_sidecars} "
+                          f"with its sidecar files), but GDAL {gdal.__version__} reads back only files whose path "
+                          f"is at most {gdal_max} bytes. Choose a shorter folder or file name.")
     if longest > name_max:
         raise OutputError(f"The file name of {dest.label} ('{path.name[:40]}...', {len(os.fsencode(path.name))} "
                           f"bytes) is too long: with its sidecar files it needs {longest} bytes, and this file "

@@ -88,7 +88,7 @@ def create_session(model: bytes | str, device: str = "auto", threads: int = 0) -
         session = ort.InferenceSession(model, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/RuntimeError types
         if choice.provider == CPU:
-            raise ModelError(f"onnxruntime cannot load this model: {str(exc).splitlines()[0][:300]}. "
+            raise ModelError(f"onnxruntime cannot load this model: {str(exc).splitlines()[0][:300].rstrip('.')}. "
                              "Check that it was exported with opset 17 or later and passes onnx.checker") from exc
         warnings.append(f"{choice.provider} failed to start ({str(exc).splitlines()[0][:200]}); "
                         "falling back to CPU")

@@ -14,7 +14,7 @@ import numpy as np
 from osgeo import gdal
 
 from .card import ModelCard
-from .destinations import Read
+from .destinations import Read, gdal_path_limit, shown
 from .errors import InputError
 from .windows import Window, bounds, from_bounds
 
@@ -177,13 +177,22 @@ def open_raster(path: str) -> gdal.Dataset:
     plain = _plain_file(path)
     if plain is not None:
         _check_file(plain)
+        limit = gdal_path_limit()
+        if limit and len(os.fsencode(plain + ".aux.xml")) > limit:
+            raise InputError(f"The path of the input raster '{shown(plain)}' is {len(os.fsencode(plain))} bytes "
+                             f"long, but GDAL {gdal.__version__} reads only files whose path (with '.aux.xml') is "
+                             f"at most {limit} bytes. Move or copy the raster to a shorter path.")
     try:
         ds = gdal.Open(path, gdal.GA_ReadOnly)
     except RuntimeError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
+        message = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else "no reason given"
         if plain is not None and os.path.isdir(plain):
             raise InputError(f"'{path}' is a folder, not a raster. Pick a raster file inside it (.tif, .vrt, "
                              "...).") from exc
+        layers = _vector_layers(path)
+        if layers:
+            raise InputError(f"'{path}' contains no raster: it holds only vector layers ({', '.join(layers)}). Pick "
+                             "a raster layer.") from exc
         try:
             driver = gdal.IdentifyDriver(path)
         except RuntimeError:
@@ -199,6 +208,19 @@ def open_raster(path: str) -> gdal.Dataset:
                          "layer.")
     _check_vrt_sources(ds, path)
     return ds
+
+
+def _vector_layers(path: str) -> list[str]:
+    """The names of the vector layers in `path` (at most five), [] when it is not a vector dataset."""
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_VECTOR | gdal.OF_READONLY)
+    except RuntimeError:
+        return []
+    if ds is None:
+        return []
+    count = ds.GetLayerCount()
+    names = [ds.GetLayer(i).GetName() for i in range(min(count, 5))]
+    return names + ["..."] if count > 5 else names
 
 
 def _check_vrt_sources(ds: gdal.Dataset, path: str) -> None:

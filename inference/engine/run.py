@@ -211,6 +211,11 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
                     buffer = BlockRowBuffer(writers, chunk.x - output.x, chunk.w)
                     _process_chunk(source, plan, chunk, runner, head, buffer, tick, is_cancelled, counts)
                 _check_finite(runner, counts, model, warnings)
+                if not counts.valid:
+                    _warn(warnings, f"Every pixel of '{os.path.basename(input_path)}' "
+                                    f"{'in the extent ' if options.extent else ''}is nodata (or masked), so the "
+                                    "output holds only nodata. Check the layer's nodata value (Layer Properties > "
+                                    "Transparency), the extent, or choose the raster that holds the data.")
                 for writer, style in zip(writers, head.style(writers)):
                     writer.style_xml = style
             if card.output.median_filter > 1:

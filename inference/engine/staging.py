@@ -182,6 +182,11 @@ class Staging:
     def targets(self) -> list[str]:
         return list(self._steps)
 
+    @property
+    def temporaries(self) -> list[str]:
+        """The files and folders staged so far (removed unless committed)."""
+        return list(self._temps)
+
     # ------------------------------------------------------------------ commit / abort
     def commit(self) -> None:
         """Move every staged file to its target, or (on any failure or a cancel) leave every target as it was."""

@@ -18,7 +18,7 @@ from osgeo import gdal, ogr, osr
 from .destinations import SHAPEFILE_PARTS, parse_vector_destination, vector_driver
 from .errors import OutputError
 from .staging import Staging
-from .writer import write_failed
+from .writer import release, write_failed
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -50,7 +50,7 @@ class VectorWriter:
         try:
             self.ds = self._open()
         except (RuntimeError, OSError, sqlite3.Error) as exc:
-            raise write_failed(exc, self.path, 0) from exc
+            raise write_failed(exc, self.path, 0, self.staging) from exc
 
     def _open(self) -> Any:
         if self.container:
@@ -92,13 +92,11 @@ class VectorWriter:
         return self
 
     def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
-        try:
-            self.ds = None  # closes and flushes the file
-        except RuntimeError as exc:
-            if kind is None:
-                raise write_failed(exc, self.path, 0) from exc
+        closing = release(self, failure=value)  # closes and flushes the file
         if kind is not None:
             return
+        if closing is not None:
+            raise write_failed(closing, self.path, 0, self.staging, self.folder or self.tmp)
         if self.folder:
             target = Path(self.path)
             for name in sorted(os.listdir(self.folder)):

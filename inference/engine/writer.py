@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import shutil
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -55,18 +58,73 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def write_failed(exc: BaseException, path: str, needed: int) -> OutputError:
-    """The error for a failed write of `path`: a full disk says how much is needed and how much is free."""
+_CLOSING = threading.Lock()
+_GENERATOR = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def release(owner: Any, attribute: str = "ds", failure: BaseException | None = None) -> RuntimeError | None:
+    """Set ``owner.<attribute>`` to None, closing the GDAL/OGR dataset it held, and return the error GDAL raised
+    while closing it (flushing the last blocks onto a full disk, say), which Python could otherwise only print, as
+    "Exception ignored in: delete_Dataset" with a traceback. `failure`: the exception being handled; the frames of
+    GDAL's Python wrappers in its traceback still hold the dataset, so they are cleared first and it closes here."""
+    seen: set[int] = set()
+    while failure is not None and id(failure) not in seen:
+        seen.add(id(failure))
+        tb = failure.__traceback__
+        while tb is not None:
+            if not tb.tb_frame.f_code.co_flags & _GENERATOR:  # clearing a generator's frame would close it
+                try:
+                    tb.tb_frame.clear()
+                except RuntimeError:  # a frame still running (a caller up the stack)
+                    pass
+            tb = tb.tb_next
+        failure = failure.__cause__ or failure.__context__
+    caught: list[RuntimeError] = []
+    with _CLOSING:
+        previous = sys.unraisablehook
+
+        def hook(unraisable: Any) -> None:
+            if isinstance(unraisable.exc_value, RuntimeError):
+                caught.append(unraisable.exc_value)
+            else:
+                previous(unraisable)
+
+        sys.unraisablehook = hook
+        try:
+            setattr(owner, attribute, None)
+        finally:
+            sys.unraisablehook = previous
+    return caught[0] if caught else None
+
+
+def _size(path: str) -> int:
+    """Bytes in a file, or in the files of a folder."""
+    if os.path.isdir(path):
+        return sum(_size(os.path.join(path, name)) for name in os.listdir(path))
+    return os.path.getsize(path) if os.path.isfile(path) else 0
+
+
+def write_failed(exc: BaseException, path: str, needed: int, staging: Staging | None = None,
+                 own: str | None = None) -> OutputError:
+    """The error for a failed write of `path` (staged at `own`): a full disk says how much the run needs and how
+    much is free, both counting the files `staging` holds on that disk (freed when they are dropped)."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
         free = shutil.disk_usage(folder).free
+        disk = os.stat(folder).st_dev
+        staged = {f: _size(f) for f in (staging.temporaries if staging else []) if os.path.lexists(f)
+                  and os.lstat(f).st_dev == disk}
     except OSError:
-        free = -1
+        free, staged = -1, {}
     text = (getattr(exc, "strerror", None) or str(exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
     if getattr(exc, "errno", None) == errno.ENOSPC or "space" in text.lower() or 0 <= free < LOW_SPACE:
+        others = sum(size for f, size in staged.items() if f != own)
+        more = f", {human_size(needed + others)} with the run's other outputs," if others else ""
+        free += sum(staged.values())
         return DiskFullError(f"The disk holding '{folder}' is full: '{os.path.basename(path)}' needs up to "
-                           f"{human_size(needed)} (uncompressed) and {human_size(max(free, 0))} is free. Free some "
-                           "space there or write the output to another disk. Earlier files are unchanged.")
+                             f"{human_size(needed)} (uncompressed){more} and {human_size(max(free, 0))} is free. "
+                             "Free some space there or write the output to another disk. Earlier files are "
+                             "unchanged.")
     return OutputError(f"Could not write '{path}' ({text}). Check the output folder and its free space.")
 
 
@@ -93,7 +151,7 @@ class RasterWriter:
             self.ds = driver.Create(self.tmp, width, height, target.bands, _GDAL_TYPES[np.dtype(target.dtype)],
                                     options)
         except RuntimeError as exc:
-            raise write_failed(exc, target.path, self.needed) from exc
+            raise write_failed(exc, target.path, self.needed, staging, self.tmp) from exc
         self.ds.SetGeoTransform(list(geotransform))
         if projection:
             self.ds.SetProjection(projection)
@@ -115,11 +173,11 @@ class RasterWriter:
     def __enter__(self) -> "RasterWriter":
         return self
 
-    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
         if kind is None:
             self.finish()
         else:
-            self.ds = None
+            release(self, failure=value)  # a failure closing a file that is dropped anyway is not news
 
     @staticmethod
     def _set_classes(band: gdal.Band, classes: Sequence[ClassInfo]) -> None:
@@ -147,7 +205,7 @@ class RasterWriter:
                 self.ds.GetRasterBand(i + 1).WriteArray(array[i], x, y)
             self.ds.FlushCache()  # compress and write these complete blocks now, rather than hold them in GDAL's cache
         except RuntimeError as exc:
-            raise write_failed(exc, self.target.path, self.needed) from exc
+            raise write_failed(exc, self.target.path, self.needed, self.staging, self.tmp) from exc
         if self.is_float:
             for i in range(self.target.bands):
                 self._count(i, array[i])
@@ -179,10 +237,12 @@ class RasterWriter:
                 if stats:
                     self.ds.GetRasterBand(i + 1).SetStatistics(*stats)
             self.ds.FlushCache()
-            self.ds = None
         except RuntimeError as exc:
-            self.ds = None
-            raise write_failed(exc, final, self.needed) from exc
+            release(self, failure=exc)
+            raise write_failed(exc, final, self.needed, self.staging, self.tmp) from exc
+        closing = release(self)
+        if closing is not None:
+            raise write_failed(closing, final, self.needed, self.staging, self.tmp)
         self.staging.add(final, self.tmp)
         aux = self.tmp + ".aux.xml"
         # without a new sidecar, a stale one of an earlier run would describe the wrong file: it is removed
@@ -192,7 +252,7 @@ class RasterWriter:
             try:
                 Path(qml).write_text(self.style_xml, encoding="utf-8")
             except OSError as exc:
-                raise write_failed(exc, self.style_path, len(self.style_xml)) from exc
+                raise write_failed(exc, self.style_path, len(self.style_xml), self.staging, qml) from exc
             self.staging.add(self.style_path, qml)
 
     @property

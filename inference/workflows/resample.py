@@ -357,7 +357,9 @@ def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: s
         conf = os.path.join(scratch, "confidence.tif") if options.confidence_path else None
         result = run_model(model, warped, os.path.join(scratch, "output.tif"),
                            replace(options, extent=None, confidence_path=conf), part(progress, 0.1, 0.8), cancelled)
-        warnings = [w for w in result.warnings if os.path.basename(warped) not in w]
+        # the inner run's warnings name the scratch copy: say the user's raster instead
+        scratch_name, real_name = f"'{os.path.basename(warped)}'", f"'{os.path.basename(input_path)}'"
+        warnings = [w.replace(scratch_name, real_name) for w in result.warnings]
         stage.model = (model.card.name, model.card.version, model.sha256)
         for key, value in run_parameters(input_path, options, result).items():
             stage.parameters.setdefault(key, value)

@@ -321,3 +321,82 @@ def write_not_onnx(path: "str | Path") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("This is not an ONNX model.\n", encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------------------------------------- faulty models
+
+def non_finite_regressor(path: "str | Path", value: str = "nan", below: float | None = None,
+                         tile_size: int = 64) -> Path:
+    """A 1-band regressor (margin 0) that returns NaN (`value` "nan": the square root of a negative number) or
+    infinity ("inf": a division by zero, or the log of 0) for every pixel, or, with `below`, only where the input is
+    below it (elsewhere sqrt(x - below), or log(x - below)). The card normalises nothing, so `below` is in the
+    raster's units."""
+    if value not in ("nan", "inf"):
+        raise ValueError(f"value must be 'nan' or 'inf', not {value!r}")
+    inits = [const("one", np.array(1.0))] if below is None else []
+    if below is None:
+        nodes = ([helper.make_node("Abs", [INPUT], ["abs"]), helper.make_node("Neg", ["abs"], ["neg"]),
+                  helper.make_node("Sub", ["neg", "one"], ["negative"]),
+                  helper.make_node("Sqrt", ["negative"], [OUTPUT])]
+                 if value == "nan" else
+                 [helper.make_node("Mul", [INPUT, "zero"], ["zeros"]),
+                  helper.make_node("Div", ["one", "zeros"], [OUTPUT])])
+        inits += [const("zero", np.array(0.0))] if value == "inf" else []
+    else:
+        inits.append(const("below", np.array(below)))
+        nodes = [helper.make_node("Sub", [INPUT, "below"], ["shifted"])]
+        nodes += ([helper.make_node("Sqrt", ["shifted"], [OUTPUT])] if value == "nan" else
+                  [helper.make_node("Relu", ["shifted"], ["positive"]),
+                   helper.make_node("Log", ["positive"], [OUTPUT])])
+    model = make_model(nodes, [tensor_info(INPUT, 1)], [tensor_info(OUTPUT, 1)], inits)
+    meta = card("regression", 1, activation="none", tile_size=tile_size, margin=0, names=[value])
+    return save(model, path, meta)
+
+
+def no_shape_model(path: "str | Path") -> Path:
+    """An identity model whose input and output declare no shape at all (no static rank), with a valid card."""
+    x = helper.make_tensor_value_info(INPUT, onnx.TensorProto.FLOAT, None)
+    y = helper.make_tensor_value_info(OUTPUT, onnx.TensorProto.FLOAT, None)
+    model = make_model([helper.make_node("Identity", [INPUT], [OUTPUT])], [x], [y])
+    onnx.helper.set_model_props(model, {CARD_KEY: json.dumps(card("regression", 1, activation="none", margin=0,
+                                                                    names=["b1"]))})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))  # not save(): the checker insists on a shape, which is what this model lacks
+    return path
+
+
+def external_data_regressor(path: "str | Path", location: str = "weights.bin", factor: float = 2.0) -> Path:
+    """A 1-band regressor, output = `factor` x input (a 1x1 conv, margin 0), whose weight is stored as external
+    data in `location`, relative to the model's folder, and written there, wherever that is (onnx.save refuses a
+    location with '..': the file is saved beside the model, then moved and its location rewritten)."""
+    node, inits = conv("scale", INPUT, np.full((1, 1, 1, 1), factor, dtype=np.float32), None, pads=0)
+    model = make_model([node, helper.make_node("Identity", ["scale"], [OUTPUT])], [tensor_info(INPUT, 1)],
+                       [tensor_info(OUTPUT, 1)], inits)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.helper.set_model_props(model, {CARD_KEY: json.dumps(card("regression", 1, activation="none", margin=0,
+                                                                    names=["scaled"]))})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = Path(location).name
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=name,
+              size_threshold=0)
+    if location != name:
+        saved = onnx.load(str(path), load_external_data=False)
+        for tensor in saved.graph.initializer:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = location
+        onnx.save(saved, str(path))
+        target = path.parent / location
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / name).replace(target)
+    return path
+
+
+def deepness_typed_model(path: "str | Path", model_type: str, bands: int = 3) -> Path:
+    """A per-pixel graph with Deepness metadata of any `model_type` ("Detector", "Superresolution"...), no card."""
+    model = _segmentation_graph(bands, 2, 1, 0, softmax=True)
+    meta = {"model_type": json.dumps(model_type), "class_names": json.dumps({"0": "background", "1": "object"}),
+            "tile_size": "64", "resolution": "50"}
+    return save(model, path, None, extra_metadata=meta)
