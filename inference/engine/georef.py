@@ -5,6 +5,8 @@ import math
 
 from osgeo import gdal, osr
 
+from .windows import to_map
+
 gdal.UseExceptions()
 
 
@@ -32,7 +34,7 @@ def ground_pixel_size(ds: gdal.Dataset) -> tuple[float, float] | None:
     if not srs.IsGeographic():
         units = srs.GetLinearUnits()
         return dx * units, dy * units
-    _, lat_deg = gdal.ApplyGeoTransform(gt, ds.RasterXSize / 2, ds.RasterYSize / 2)
+    _, lat_deg = to_map(gt, ds.RasterXSize / 2, ds.RasterYSize / 2)
     radians = srs.GetAngularUnits()
     lat = max(-math.pi / 2, min(math.pi / 2, lat_deg * radians))
     a, e2 = srs.GetSemiMajor(), 1.0 - (srs.GetSemiMinor() / srs.GetSemiMajor()) ** 2

@@ -19,6 +19,7 @@ from ..engine.progress import Cancelled, Progress, never_cancelled, no_progress
 from ..engine.raster import open_raster
 from ..engine.staging import Staging, staged
 from ..engine.vector_writer import VectorWriter
+from ..engine.windows import to_map
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -43,7 +44,7 @@ class AreaMeter:
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
         if srs.IsGeographic():
             gt = geotransform
-            lon, lat = gdal.ApplyGeoTransform(list(gt), width / 2, height / 2)
+            lon, lat = to_map(gt, width / 2, height / 2)
             laea = osr.SpatialReference()
             laea.CopyGeogCSFrom(srs)
             laea.SetProjCS("DeepStrata local equal-area")
