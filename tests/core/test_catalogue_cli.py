@@ -19,7 +19,7 @@ from osgeo import gdal
 from deepstrata.inference.engine.destinations import gdal_path_limit
 from ds_testing import faults, models, rasters
 from ds_testing.cli_runs import cli, cli_args as run
-from ds_testing.faults import Bench, Case, Snapshot
+from ds_testing.faults import Bench, Case, Snapshot, empty, folder, text_file, vector_geopackage
 from ds_testing.paths import DEM
 
 gdal.UseExceptions()
@@ -133,31 +133,8 @@ def input_file(make):
     return build
 
 
-def folder(path: Path) -> Path:
-    path.mkdir()
-    return path
 
 
-def empty(path: Path) -> Path:
-    path.touch()
-    return path
-
-
-def text_file(path: Path) -> Path:
-    path.write_text("Field notes: the DEM is on the shared drive.\n", encoding="utf-8")
-    return path
-
-
-def vector_geopackage(path: Path) -> Path:
-    from osgeo import ogr
-
-    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    layer = ds.CreateLayer("points", None, ogr.wkbPoint)
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(ogr.CreateGeometryFromWkt("POINT (1 2)"))
-    layer.CreateFeature(feature)
-    ds = None
-    return path
 
 
 def no_crs(b: Bench) -> list:

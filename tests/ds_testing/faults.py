@@ -308,3 +308,33 @@ def case_folding(path: Path) -> Iterator[Path]:
     finally:
         _umount(path)
         image.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------- inputs that are not rasters
+
+def text_file(path: Path) -> Path:
+    path.write_text("Field notes: the DEM is on the shared drive.\n", encoding="utf-8")
+    return path
+
+
+def empty(path: Path) -> Path:
+    path.touch()
+    return path
+
+
+def folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def vector_geopackage(path: Path) -> Path:
+    """A GeoPackage holding one point layer and no raster."""
+    from osgeo import ogr
+
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    layer = ds.CreateLayer("points", None, ogr.wkbPoint)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt("POINT (1 2)"))
+    layer.CreateFeature(feature)
+    ds = None
+    return path

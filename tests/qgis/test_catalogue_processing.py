@@ -16,7 +16,7 @@ from osgeo import gdal, ogr
 from qgis.core import QgsProcessingException
 
 from ds_testing import faults, models, rasters
-from ds_testing.faults import Bench, Case, Snapshot
+from ds_testing.faults import Bench, Case, Snapshot, empty, folder, text_file, vector_geopackage
 from qgis_support import DEM, RecordingFeedback
 
 gdal.UseExceptions()
@@ -107,29 +107,8 @@ def input_file(make):
     return build
 
 
-def text_file(path: Path) -> Path:
-    path.write_text("Field notes: the DEM is on the shared drive.\n", encoding="utf-8")
-    return path
 
 
-def empty(path: Path) -> Path:
-    path.touch()
-    return path
-
-
-def folder(path: Path) -> Path:
-    path.mkdir()
-    return path
-
-
-def vector_geopackage(path: Path) -> Path:
-    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    layer = ds.CreateLayer("points", None, ogr.wkbPoint)
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(ogr.CreateGeometryFromWkt("POINT (1 2)"))
-    layer.CreateFeature(feature)
-    ds = None
-    return path
 
 
 def nan_everywhere(b: Bench):

@@ -15,7 +15,7 @@ import pytest
 from osgeo import gdal, ogr
 
 from ds_testing import faults, models
-from ds_testing.faults import Bench, Case, Snapshot
+from ds_testing.faults import Bench, Case, Snapshot, empty, folder, text_file, vector_geopackage
 from qgis_process.test_qgis_process import BINARY, DEM, enabled, qgis_process  # noqa: F401 (a fixture)
 
 gdal.UseExceptions()
@@ -67,29 +67,8 @@ def input_file(make):
     return build
 
 
-def text_file(path: Path) -> Path:
-    path.write_text("Field notes: the DEM is on the shared drive.\n", encoding="utf-8")
-    return path
 
 
-def empty(path: Path) -> Path:
-    path.touch()
-    return path
-
-
-def folder(path: Path) -> Path:
-    path.mkdir()
-    return path
-
-
-def vector_geopackage(path: Path) -> Path:
-    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    layer = ds.CreateLayer("points", None, ogr.wkbPoint)
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(ogr.CreateGeometryFromWkt("POINT (1 2)"))
-    layer.CreateFeature(feature)
-    ds = None
-    return path
 
 
 def vrt_over_dem(b: Bench) -> Path:
