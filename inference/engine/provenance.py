@@ -39,5 +39,5 @@ def provenance(model_name: str = "", model_version: str = "", model_sha256: str 
     params = {k: _plain(v) for k, v in (parameters or {}).items() if v not in (None, "", [], ())}
     items = {"DEEPSTRATA_VERSION": version(), "DEEPSTRATA_MODEL": model_name,
              "DEEPSTRATA_MODEL_VERSION": model_version, "DEEPSTRATA_MODEL_SHA256": model_sha256,
-             "DEEPSTRATA_PARAMETERS": json.dumps(params, sort_keys=True)}
+             "DEEPSTRATA_PARAMETERS": json.dumps(params, sort_keys=True, ensure_ascii=False)}
     return {k: v for k, v in items.items() if v}
