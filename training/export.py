@@ -28,7 +28,24 @@ class ExportError(Exception):
     """The exported graph, its card, or its parity with PyTorch is not right; nothing was written."""
 
 
+_REGISTERED: list[bool] = []
+
+
+def register_symbolics() -> None:
+    """ONNX symbolics the TorchScript exporter lacks at opset 17 but ONNX and onnxruntime have: aten::asinh ->
+    Asinh (the terrain stem, training/stems.py). Idempotent."""
+    if _REGISTERED:
+        return
+
+    def asinh(g: Any, x: Any) -> Any:
+        return g.op("Asinh", x)
+
+    torch.onnx.register_custom_op_symbolic("aten::asinh", asinh, 9)
+    _REGISTERED.append(True)
+
+
 def _to_onnx(model: torch.nn.Module, bands: int, size: int, per_pixel: bool) -> onnx.ModelProto:
+    register_symbolics()
     sample = torch.randn(1, bands, size, size)
     output_axes = {0: "N", 2: "H_out", 3: "W_out"} if per_pixel else {0: "N"}
     buffer = io.BytesIO()

@@ -1,12 +1,15 @@
 """One deterministic training loop for the three model families of training.nets.
 
 Tasks: ``segmentation`` (U-Net, per-pixel labels), ``classification`` (patch classifier; a chip's label is
-its majority labelled class) and ``anomaly`` (autoencoder; labels unused). Labels use the raster's class ids:
-id c (1..n) is output channel c - 1 and 0 (unlabelled) is ignored by the loss and the metrics.
+its majority labelled class), ``anomaly`` (autoencoder; labels unused) and ``regression`` (a one-channel U-Net;
+labels are float targets, NaN = unlabelled, and the loss is the mean squared error over labelled pixels).
+Class labels use the raster's class ids: id c (1..n) is output channel c - 1 and 0 (unlabelled) is ignored by
+the loss and the metrics.
 
 Validation after every epoch: macro-F1 (higher is better) for the classifiers, the mean squared
-reconstruction error over valid pixels and bands (lower is better) for the autoencoder. The best epoch's
-weights, batch-norm statistics included, are restored at the end.
+reconstruction error over valid pixels and bands (lower is better) for the autoencoder, the RMSE over labelled
+pixels (lower is better) for regression. The best epoch's weights, batch-norm statistics included, are
+restored at the end.
 
 Transfer: with ``freeze_encoder_epochs = k`` the encoder's parameters get no gradient for the first k epochs
 and its batch norms stay in eval mode (their statistics are the pretrained ones); afterwards the whole model
@@ -31,7 +34,7 @@ from .evaluate import classification_report, confusion_matrix
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("segmentation", "classification", "anomaly")
+TASKS = ("segmentation", "classification", "anomaly", "regression")
 IGNORE = -100  # the loss's ignore_index for unlabelled pixels (class id 0) and chips without a labelled pixel
 Data = Union[ChipSet, tuple[np.ndarray, Optional[np.ndarray]]]
 
@@ -65,7 +68,7 @@ class Epoch:
 
 @dataclass
 class TrainResult:
-    metric: str                              # "macro_f1" or "reconstruction_error"
+    metric: str                              # "macro_f1", "reconstruction_error" or "rmse"
     history: list[Epoch] = field(default_factory=list)
     best_epoch: int = 0
     best_metric: float = float("nan")
@@ -122,8 +125,9 @@ def to_targets(labels: np.ndarray) -> np.ndarray:
 
 
 def prepare(data: Data, task: str, normalization: Optional[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, C, H, W) float32 model inputs without NaN, and (N, H, W) int64 labels; for ``anomaly`` the
-    "labels" are the validity mask (1 = valid), so augmentation turns it with the image."""
+    """(N, C, H, W) float32 model inputs without NaN, and (N, H, W) int64 labels (float32 targets, NaN =
+    unlabelled, for ``regression``); for ``anomaly`` the "labels" are the validity mask (1 = valid), so
+    augmentation turns it with the image."""
     images, labels = (data.images, data.labels) if isinstance(data, ChipSet) else data
     if images.ndim != 4 or len(images) == 0:
         raise ValueError(f"training needs a non-empty (N, C, H, W) chip array, not shape {images.shape}.")
@@ -139,6 +143,8 @@ def prepare(data: Data, task: str, normalization: Optional[dict[str, Any]]) -> t
         return x, valid.astype(np.int64)
     if labels is None or labels.shape != (images.shape[0], *images.shape[2:]):
         raise ValueError(f"a {task} model needs (N, H, W) labels matching the images {images.shape}.")
+    if task == "regression":
+        return x, np.asarray(labels, dtype=np.float32)
     return x, np.asarray(labels, dtype=np.int64)
 
 
@@ -154,6 +160,10 @@ def _loss(task: str, weights: Optional[torch.Tensor]) -> Callable[..., Optional[
         if task == "anomaly":
             total, terms = _masked_mse(output, x, torch.from_numpy(labels))
             return total / terms if terms else None
+        if task == "regression":
+            target = torch.from_numpy(labels)
+            labelled = torch.isfinite(target)
+            return F.mse_loss(output[:, 0][labelled], target[labelled]) if labelled.any() else None
         ids = majority_class(labels) if task == "classification" else labels
         target = torch.from_numpy(to_targets(ids))
         if not (target != IGNORE).any():
@@ -164,7 +174,8 @@ def _loss(task: str, weights: Optional[torch.Tensor]) -> Callable[..., Optional[
 
 @torch.no_grad()
 def validate(model: nn.Module, x: np.ndarray, labels: np.ndarray, task: str, batch_size: int) -> float:
-    """Macro-F1 over labelled pixels (or chips), or the mean squared reconstruction error over valid pixels."""
+    """Macro-F1 over labelled pixels (or chips), the mean squared reconstruction error over valid pixels, or the
+    RMSE over labelled pixels (regression)."""
     model.eval()
     cm: Optional[np.ndarray] = None
     sse, terms = 0.0, 0
@@ -175,11 +186,19 @@ def validate(model: nn.Module, x: np.ndarray, labels: np.ndarray, task: str, bat
             total, n = _masked_mse(output, xb, torch.from_numpy(yb))
             sse, terms = sse + float(total), terms + n
             continue
+        if task == "regression":
+            target = torch.from_numpy(yb)
+            labelled = torch.isfinite(target)
+            sse += float(((output[:, 0] - torch.nan_to_num(target)) ** 2)[labelled].sum())
+            terms += int(labelled.sum())
+            continue
         truth = majority_class(yb) if task == "classification" else yb
         part = confusion_matrix(truth, output.argmax(dim=1).numpy() + 1, range(1, output.shape[1] + 1))
         cm = part if cm is None else cm + part
     if task == "anomaly":
         return sse / max(terms, 1)
+    if task == "regression":
+        return float(np.sqrt(sse / terms)) if terms else float("nan")
     assert cm is not None
     return float(classification_report(cm, [str(c) for c in range(1, len(cm) + 1)])["macro_f1"])
 
@@ -194,6 +213,10 @@ def _check(model: nn.Module, x: np.ndarray, labels: np.ndarray, task: str, confi
     model.eval()
     with torch.no_grad():
         channels = int(model(torch.from_numpy(x[:1])).shape[1])
+    if task == "regression":
+        if channels != 1:
+            raise ValueError(f"a regression model has one output channel, not {channels}.")
+        return
     if int(labels.max(initial=0)) > channels:
         raise ValueError(f"labels go up to class id {int(labels.max())} but the model has {channels} outputs.")
     if config.class_weights is not None and len(config.class_weights) != channels:
@@ -257,8 +280,8 @@ def train(model: nn.Module, train_set: Data, val_set: Data, config: TrainConfig,
     x, labels = prepare(train_set, task, config.normalization)
     vx, vlabels = prepare(val_set, task, config.normalization)
     _check(model, x, labels, task, config)
-    higher = task != "anomaly"
-    result = TrainResult("macro_f1" if higher else "reconstruction_error")
+    higher = task not in ("anomaly", "regression")
+    result = TrainResult({"anomaly": "reconstruction_error", "regression": "rmse"}.get(task, "macro_f1"))
     best_state: Optional[dict[str, torch.Tensor]] = None
     with torch_settings(config.threads, config.deterministic):
         rng = seed_everything(config.seed)

@@ -121,13 +121,19 @@ def run(method: str, autoencoder: ConvAutoencoder, train_set: ChipSet, normaliza
     """Train one U-Net for ``curve.steps`` optimiser steps (batches of 16) and keep its final weights: with labels
     this few there is nothing to choose an epoch on (choosing on the training chips would keep the first epoch
     that fits them)."""
+    return fit(build(method, autoencoder, classes, seed), method, train_set, normalization, curve, seed, classes)
+
+
+def fit(model: UNet, method: str, train_set: ChipSet, normalization: dict[str, Any], curve: Curve, seed: int,
+        classes: int) -> tuple[UNet, dict[str, Any]]:
+    """:func:`run` for a U-Net built elsewhere (``method`` "transfer" freezes its encoder for the first
+    ``curve.freeze_share`` of the epochs)."""
     epochs = max(1, math.ceil(curve.steps / math.ceil(len(train_set) / 16)))
     freeze = int(round(curve.freeze_share * epochs)) if method == "transfer" else 0
     weights = class_weights(train_set.labels, list(range(1, classes + 1)), "median").weights
     config = TrainConfig(epochs=epochs, batch_size=16, lr=curve.lr, seed=seed, patience=None,
                          class_weights=[min(w ** 0.5, 10.0) for w in weights], freeze_encoder_epochs=freeze,
                          normalization=normalization, threads=curve.threads)
-    model = build(method, autoencoder, classes, seed)
     final: dict[str, dict[str, torch.Tensor]] = {}
 
     def keep_last(epoch: Epoch, trained: nn.Module) -> None:

@@ -46,15 +46,16 @@ def sign_test(wins: int, losses: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def paired(rows: list[dict[str, Any]], sizes: Sequence[int]) -> list[dict[str, Any]]:
-    """Per requested n: the runs of both arms on the same chips and test blocks, compared pair by pair."""
+def paired(rows: list[dict[str, Any]], sizes: Sequence[int], metric: str = "overall_accuracy") -> list[dict[str, Any]]:
+    """Per requested n: the runs of both arms on the same chips and test blocks, compared pair by pair on
+    ``metric``."""
     out = []
     for n in sizes:
         pairs: dict[tuple[int, int], dict[str, float]] = {(r["fold"], r["draw"]): {} for r in rows
                                                           if r["requested"] == n}
         for r in rows:
             if r["requested"] == n:
-                pairs[(r["fold"], r["draw"])][r["method"]] = r["overall_accuracy"]
+                pairs[(r["fold"], r["draw"])][r["method"]] = r[metric]
         gains = [p["transfer"] - p["scratch"] for p in pairs.values()]
         out.append({"chips": "all" if n == 0 else n, "pairs": len(gains), "transfer_ahead": sum(g > 0 for g in gains),
                     "scratch_ahead": sum(g < 0 for g in gains), "mean_gain": float(np.mean(gains)),

@@ -20,9 +20,12 @@ def training(*args: str) -> subprocess.CompletedProcess:
 def test_usage_lists_the_commands() -> None:
     done = training()
     assert done.returncode == 2
-    assert ("usage: python -m training {geomorphons,data,tpi,landforms,dem-anomaly,geology,ms-anomaly,transfer-curve,"
-            "fit-anomaly,abu}") in done.stderr
+    usage = done.stderr.splitlines()[0]
+    assert usage.startswith("usage: python -m training {geomorphons,data,tpi,landforms,dem-anomaly,geology,ms-anomaly,"
+                            "transfer-curve,fit-anomaly,abu,")
+    assert {"segment", "regress"} <= set(usage.split("{", 1)[1].split("}", 1)[0].split(","))
     assert "fit-anomaly (an anomaly model for any raster)" in done.stderr
+    assert "segment and regress (a model for any raster and labels" in done.stderr
 
 
 def test_geomorphons_command_writes_landforms(tmp_path: Path) -> None:
