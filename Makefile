@@ -48,7 +48,8 @@ test-core: setup
 bench: setup
 	$(PY) benchmarks/bench_engine.py
 
-# Retrain every shipped model from training/datasets (fixed seeds) and rewrite its report in training/reports.
+# Retrain every shipped model from training/datasets (fixed seeds) and rewrite its report in training/reports;
+# then the pretrained encoders (from ../shared/data) and the transfer-goal experiment (about 20 min more).
 models: training
 	$(PY) -m training landforms
 	$(PY) -m training dem-anomaly
@@ -56,6 +57,8 @@ models: training
 	$(PY) -m training ms-anomaly
 	$(PY) -m training transfer-curve
 	$(PY) -m training.analytic_tpi --output resources/models/landforms_tpi.onnx
+	$(PY) -m training pretrain-encoders
+	$(PY) -m training transfer-goal
 
 # The ABU hyperspectral benchmark (autoencoder vs RX) from ../shared/data/anomaly/abu: training/reports/abu.
 abu: training

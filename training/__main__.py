@@ -4,7 +4,7 @@ Commands: geomorphons (landform labels from a DEM), data (chips, spatial split a
 tpi (rebuild the analytic landform model),
 landforms, dem-anomaly, geology and ms-anomaly (train the shipped models), transfer-curve (transfer vs scratch),
 fit-anomaly (an anomaly model for any raster), abu (the ABU benchmark against RX),
-segment and regress (a model for any raster and labels, cross-validated against baselines).
+segment, regress and anomaly (a model for any raster and labels, cross-validated against baselines).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
     from . import (abu, analytic_tpi, dem_anomaly, fit_anomaly, geology_cli, geomorphons_io, landforms, ms_anomaly,
                    pretrain_encoders, transfer_curve, transfer_goal)
-    from .custom import cli as custom
+    from .custom import anomaly as custom_anomaly, cli as custom
     from .data import cli
 
     return {"geomorphons": geomorphons_io.main, "data": cli.main, "tpi": analytic_tpi.main,
@@ -23,7 +23,7 @@ def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
             "ms-anomaly": ms_anomaly.main,
             "transfer-curve": transfer_curve.main, "fit-anomaly": fit_anomaly.main, "abu": abu.main,
             "pretrain-encoders": pretrain_encoders.main, "transfer-goal": transfer_goal.main,
-            "segment": custom.segment_main, "regress": custom.regress_main}
+            "segment": custom.segment_main, "regress": custom.regress_main, "anomaly": custom_anomaly.main}
 
 
 def main(argv: Sequence[str]) -> int:

@@ -269,13 +269,13 @@ def fit(raster: PathLike, out: PathLike, config: Optional[FitConfig] = None, ban
     rng = np.random.default_rng(config.seed)
     images = chips.images[np.sort(rng.permutation(len(chips))[:config.max_chips])]
     fitted = fit_images(images, config, rng)
-    card = _card(raster, chips.bands, fitted.normalization, config, fitted.components, name, kind, command,
+    card = anomaly_card(raster, chips.bands, fitted.normalization, config, fitted.components, name, kind, command,
                  fitted.calibration, fitted.threshold, fitted.rounds)
     path = export_model(fitted.model, card, out, tolerance=parity_tolerance(fitted.model, len(chips.bands)))
     return FitResult(path, card, fitted.model, fitted.rounds, time.perf_counter() - started)
 
 
-def _card(raster: PathLike, bands: Sequence[int], norm: dict[str, Any], config: FitConfig, k: int, name: str,
+def anomaly_card(raster: PathLike, bands: Sequence[int], norm: dict[str, Any], config: FitConfig, k: int, name: str,
           kind: str, command: str, calibration: dict[str, float], threshold: float,
           history: Sequence[TrainResult]) -> dict[str, Any]:
     stem = Path(raster).stem

@@ -25,7 +25,7 @@ def test_usage_lists_the_commands() -> None:
                             "transfer-curve,fit-anomaly,abu,")
     assert {"segment", "regress"} <= set(usage.split("{", 1)[1].split("}", 1)[0].split(","))
     assert "fit-anomaly (an anomaly model for any raster)" in done.stderr
-    assert "segment and regress (a model for any raster and labels" in done.stderr
+    assert "segment, regress and anomaly (a model for any raster and labels" in done.stderr
 
 
 def test_geomorphons_command_writes_landforms(tmp_path: Path) -> None:

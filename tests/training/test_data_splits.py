@@ -109,3 +109,12 @@ def test_no_block_is_ever_shared_between_splits(stride: int, block: int, seed: i
         assert (s == -1) == (not ok)
         if ok:
             assert seen.setdefault(key, int(s)) == s
+
+
+def test_overlapping_chips_count_each_pixel_once() -> None:
+    """Two 4 px chips 2 px apart share 8 pixels: per chip they count 32 labelled pixels, once 24."""
+    labels = np.ones((2, 4, 4), dtype=np.int64)
+    origins = np.array([[0, 0, 0], [0, 2, 0]])
+    split = block_split(origins, 4, 64, (1, 0, 0))
+    assert split_report(split, labels, {"a": 1})["train"]["pixels"] == {"a": 32}
+    assert split_report(split, labels, {"a": 1}, origins)["train"]["pixels"] == {"a": 24}

@@ -45,7 +45,7 @@ def describe(args: argparse.Namespace) -> dict[str, Any]:
     weights = class_weights(train.labels, list(chips.classes.values()))
     return {
         "classes": chips.classes,
-        "splits": split_report(split, chips.labels, chips.classes),
+        "splits": split_report(split, chips.labels, chips.classes, chips.origins),  # each pixel once
         "class_weights": dict(zip(chips.classes, weights.weights)),
         "normalization": band_stats(train.images).card(),
         "warnings": split.warnings + [f"class {c} has no training pixel" for c in weights.missing],

@@ -105,15 +105,30 @@ def block_split(origins: np.ndarray, size: int, block: int,
     return Split(assignment, {k: SPLITS[v] for k, v in sorted(dealt.items())}, warnings)
 
 
-def split_report(split: Split, labels: np.ndarray, classes: Mapping[str, int]) -> dict[str, dict]:
-    """Per split: number of chips and blocks, and labelled pixels per class name."""
+def _once(labels: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    """The labels of the pixels the chips cover, each pixel once however many overlapping chips hold it."""
+    size = labels.shape[-1]
+    origins = np.asarray(origins, dtype=np.int64).reshape(-1, 3)
+    rows, cols = np.mgrid[0:size, 0:size]
+    keys = np.stack([np.repeat(origins[:, 0], size * size),
+                     (origins[:, 1:2] + cols.ravel()[None]).ravel(),
+                     (origins[:, 2:3] + rows.ravel()[None]).ravel()], axis=1)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return np.asarray(labels).reshape(-1)[first]
+
+
+def split_report(split: Split, labels: np.ndarray, classes: Mapping[str, int],
+                 origins: Optional[np.ndarray] = None) -> dict[str, dict]:
+    """Per split: number of chips and blocks, and labelled pixels per class name. With the chips' ``origins``
+    each pixel is counted once even where chips overlap (a stride below the chip size); without, per chip."""
     report: dict[str, dict] = {}
     for name in SPLITS:
-        chosen = labels[split.indices(name)]
+        index = split.indices(name)
+        chosen = labels[index] if origins is None else _once(labels[index], np.asarray(origins)[index])
         values, counts = np.unique(chosen, return_counts=True)
         by_id = dict(zip(values.tolist(), counts.tolist()))
         report[name] = {
-            "chips": int(chosen.shape[0]),
+            "chips": int(len(index)),
             "blocks": sum(1 for s in split.blocks.values() if s == name),
             "pixels": {cls: int(by_id.get(cid, 0)) for cls, cid in classes.items()},
         }
