@@ -12,6 +12,7 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from ..data.grid import Grid
+from ..data.labels import open_layer
 from .findings import Findings, Refused
 
 ogr.UseExceptions()
@@ -40,22 +41,6 @@ class VectorFile:
     no_geometry: int = 0
     per_value: dict[str, int] = field(default_factory=dict)
     full_fields: list[str] = field(default_factory=list)   # other fields set on every feature (alternatives)
-
-
-def _open(path: str, class_field: str) -> tuple[Any, ogr.Layer, int]:
-    try:
-        ds = ogr.Open(path)
-    except RuntimeError as exc:
-        raise Refused(f"cannot open the labels {path}: {exc}") from exc
-    if ds is None or ds.GetLayerCount() == 0:
-        raise Refused(f"cannot open the labels {path}: give an OGR-readable polygon file (or a label raster).")
-    layer = ds.GetLayer(0)
-    defn = layer.GetLayerDefn()
-    index = defn.GetFieldIndex(class_field)
-    if index < 0:
-        names = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
-        raise Refused(f"{path} has no field {class_field!r}; its fields are {names}.")
-    return ds, layer, index
 
 
 def _clean(value: Any) -> Any:
@@ -107,7 +92,7 @@ def _full_fields(rows: list[dict[str, Any]], class_field: str) -> list[str]:
 def read_vector(path: str, class_field: str, grid: Grid, findings: Findings, numeric: bool = False) -> VectorFile:
     """Every feature of the first layer, with its class value, in ``grid``'s CRS; NULL / empty values and
     missing geometries are dropped and reported (see the module docstring)."""
-    ds, layer, index = _open(path, class_field)
+    ds, layer, index = open_layer(path, class_field)
     ftype = layer.GetLayerDefn().GetFieldDefn(index).GetType()
     if numeric and ftype not in _NUMBER:
         raise Refused(f"the value field {class_field!r} of {path} holds {ogr.GetFieldTypeName(ftype)}, not numbers.")

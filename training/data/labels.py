@@ -41,7 +41,7 @@ def is_vector(path: PathLike) -> bool:
     return ds is not None and ds.GetLayerCount() > 0
 
 
-def _open_layer(path: PathLike, class_field: str) -> tuple[ogr.DataSource, ogr.Layer, int]:
+def open_layer(path: PathLike, class_field: str) -> tuple[ogr.DataSource, ogr.Layer, int]:
     try:
         ds = ogr.Open(str(path))
     except RuntimeError as exc:
@@ -59,7 +59,7 @@ def _open_layer(path: PathLike, class_field: str) -> tuple[ogr.DataSource, ogr.L
 
 def _field_values(path: PathLike, class_field: str) -> tuple[bool, set[Any]]:
     """(is_integer_field, distinct non-null values) of ``class_field`` in the first layer of ``path``."""
-    ds, layer, index = _open_layer(path, class_field)
+    ds, layer, index = open_layer(path, class_field)
     ftype = layer.GetLayerDefn().GetFieldDefn(index).GetType()
     if ftype not in _INTEGER_FIELDS and ftype != ogr.OFTString:
         raise DataError(f"class field {class_field!r} of {path} must hold integers or names, not "
@@ -126,7 +126,7 @@ def rasterize_polygons(path: PathLike, grid: Grid, class_field: str,
     agree); by default it is this file's own mapping.
     """
     mapping = dict(classes) if classes is not None else class_mapping([path], class_field)
-    ds, layer, index = _open_layer(path, class_field)
+    ds, layer, index = open_layer(path, class_field)
     transform = _transform(layer, grid, path)
     mem = ogr.GetDriverByName("Memory").CreateDataSource("")
     burn = mem.CreateLayer("labels", srs=grid.srs() if grid.wkt else None, geom_type=ogr.wkbUnknown)
