@@ -144,6 +144,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--threshold", type=_number("the threshold (a probability)", float, 0, 1), help="class probability threshold (default: the model's)")
     run.add_argument("--median", type=_number("the median filter", odd=True), help="median filter over the class map, odd pixels (default: the "
                                                  "model's; 1 = none)")
+    run.add_argument("--search-m", type=_number("the search distance", float), help="terrain models: the "
+                     "search distance in metres (default: the model's, in cells of the DEM)")
+    run.add_argument("--max-upsampling", type=_number("the upsampling limit", float, 1), default=2.0,
+                     help="models trained at one pixel size: the most the raster's pixels may be split to reach "
+                          "it (default: 2)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     info = sub.add_parser("info", help="show a model's card and where it would run")
     info.add_argument("--model", required=True)
@@ -153,19 +158,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, signals: Signals) -> int:
-    from .workflows.resample import run_at_model_resolution
+    from .workflows.resample import run_at_model_resolution, start_notes
 
     overrides = CardOverrides(args.task, args.classes, args.threshold, args.median)
     options = RunOptions(bands=args.bands, extent=args.extent, device=args.device, tile_size=args.tile_size,
                          batch_size=args.batch_size, overlap=args.overlap, confidence_path=args.confidence,
-                         card=overrides, labels=LABELS)
+                         card=overrides, labels=LABELS, search_m=args.search_m,
+                         max_upsampling=args.max_upsampling)
     progress = None if args.quiet else ProgressBar(sys.stderr)
     model = load_model(args.model, args.device, overrides=overrides)
     if args.pixel_size == "model":
-        done = run_at_model_resolution(model, args.input, args.output, options, progress, signals)
-        result = done.result
-        if done.plan is not None:
-            print(done.plan.reason, file=sys.stderr)
+        for note in start_notes(model, args.input, options):
+            print(note, file=sys.stderr)
+        result = run_at_model_resolution(model, args.input, args.output, options, progress, signals).result
     else:
         result = run_model(model, args.input, args.output, options, on_progress=progress, is_cancelled=signals)
     print(f"Wrote {result.output_path} ({result.width}x{result.height} px, {result.task}) in "

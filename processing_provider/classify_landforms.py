@@ -52,6 +52,8 @@ class ClassifyLandformsAlgorithm(ClassWorkflow):
         self.add_common("A DEM: one band of elevations in metres, any CRS (geographic included).")
         self.add(QgsProcessingParameterBand(self.BAND, self.tr("Elevation band"), None, self.INPUT, optional=True),
                  "The band holding elevations. Empty: band 1 of a single-band DEM.")
+        self.add_search_distance("the geomorphons' line-of-sight length (r.geomorphon's search with -m). "
+                                 "Longer finds broader ridges and valleys, shorter finer ones.")
         self.add_class_outputs()
 
     def check_model(self, model: "Model", path: str) -> None:
@@ -80,8 +82,8 @@ class ClassifyLandformsAlgorithm(ClassWorkflow):
                 raise QgsProcessingException(
                     f"'{run.title}' has {facts.bands} bands; choose the one that holds elevations with "
                     "'Elevation band'.")
-            options = RunOptions(bands=[band or 1],
-                                 confidence_path=run.outputs[self.CONFIDENCE] or None)
+            options = RunOptions(bands=[band or 1], confidence_path=run.outputs[self.CONFIDENCE] or None,
+                                 search_m=self.search_distance(parameters, context))
             with run.report, run.staging() as stage:
                 done = self.run_engine(run, run.outputs[self.OUTPUT], options, stage)
                 stats = self.finish_classes(run, done, stage)

@@ -89,6 +89,8 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
                                               QgsProcessingParameterNumber.Type.Double, defaultValue=0.0,
                                               minValue=0.0),
                  "Anomaly polygons smaller than this are dropped.")
+        self.add_search_distance("for terrain anomaly models, the size of the neighbourhood an anomaly stands "
+                                 "out from (about the largest anomaly looked for). Ignored by spectral models.")
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Anomaly score")),
                  "Float32 robust z-score on the input's grid, styled with a ramp.")
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT_MASK, self.tr("Anomaly mask"), optional=True,
@@ -141,7 +143,8 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
             if mapping.description:
                 run.report.info(mapping.description)
             output = run.outputs[self.OUTPUT]
-            options = RunOptions(bands=mapping.bands, input_scale=mapping.scale, input_offset=mapping.offset)
+            options = RunOptions(bands=mapping.bands, input_scale=mapping.scale, input_offset=mapping.offset,
+                                 search_m=self.search_distance(parameters, context))
             threshold = (self.parameterAsDouble(parameters, self.THRESHOLD, context)
                          if parameters.get(self.THRESHOLD) not in (None, "") else spec.threshold)
             mask, polygons = run.outputs[self.OUTPUT_MASK], run.outputs[self.OUTPUT_POLYGONS]

@@ -16,6 +16,7 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsRasterLayer,
 )
@@ -66,8 +67,24 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
     MODEL = "MODEL"
     DEVICE = "DEVICE"
     PROVIDER = "PROVIDER"
+    SEARCH = "SEARCH_DISTANCE"
     DEFAULT_MODEL = ""  # a file in resources/models
     MODEL_HELP = ""
+
+    def add_search_distance(self, what: str) -> None:
+        """The terrain models' scale: a search distance in metres (empty: the model's default in cells)."""
+        self.add(QgsProcessingParameterNumber(self.SEARCH, self.tr("Search distance (m; empty = adapts to the DEM)"),
+                                              QgsProcessingParameterNumber.Type.Double, optional=True,
+                                              minValue=0.0),
+                 f"How far the model looks from each cell, in metres: {what} Empty: a fixed number of the DEM's "
+                 "cells (10 for the bundled models), so it adapts to the pixel size; the log says the distance in "
+                 "metres and cells at the start. Longer distances than the model reaches are met by averaging the "
+                 "DEM to coarser cells, and the results are brought back to its grid.")
+
+    def search_distance(self, parameters: dict[str, Any], context: QgsProcessingContext) -> float | None:
+        if parameters.get(self.SEARCH) in (None, ""):
+            return None
+        return self.parameterAsDouble(parameters, self.SEARCH, context) or None
 
     def add_common(self, input_help: str) -> None:
         self.add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster layer")), input_help)
@@ -123,15 +140,15 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
 
     def run_engine(self, run: Run, output: str, options: "RunOptions", staging: "Staging") -> "ResampledRun":
         """Run the model at its own pixel size (resampling the input there and the outputs back if needed)."""
-        from ..inference.workflows.resample import run_at_model_resolution
+        from ..inference.workflows.resample import run_at_model_resolution, start_notes
 
         options.device = run.device
         options.labels = {"output": run.outputs.labels.get("OUTPUT", "OUTPUT"),
                           "confidence": run.outputs.labels.get("CONFIDENCE", "CONFIDENCE")}
+        for note in start_notes(run.model, run.path, options):  # the scale and any resampling, before the wait
+            run.report.info(note)
         done = run_at_model_resolution(run.model, run.path, output, options, on_progress=run.report.on_progress,
                                        is_cancelled=run.report.is_cancelled, staging=staging)
-        if done.plan is not None:
-            run.report.info(done.plan.reason)
         run.report.warnings(done.result.warnings)
         report_run(run.report, done.result)
         return done

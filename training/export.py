@@ -44,17 +44,20 @@ def register_symbolics() -> None:
     _REGISTERED.append(True)
 
 
-def _to_onnx(model: torch.nn.Module, bands: int, size: int, per_pixel: bool) -> onnx.ModelProto:
+def _to_onnx(model: torch.nn.Module, bands: int, size: int, per_pixel: bool,
+             extras: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
     register_symbolics()
+    extras = extras or {}
     sample = torch.randn(1, bands, size, size)
+    args = (sample, *(torch.from_numpy(v) for v in extras.values()))
     output_axes = {0: "N", 2: "H_out", 3: "W_out"} if per_pixel else {0: "N"}
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # The TorchScript exporter: torch 2.13's default (dynamo) exporter needs onnxscript, and this one handles
         # dynamic spatial axes of convolutional models without extra declarations.
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (sample,), buffer,  # type: ignore[arg-type]
-                          input_names=["input"], output_names=["output"],
+        torch.onnx.export(model, args, buffer,  # type: ignore[arg-type]
+                          input_names=["input", *extras], output_names=["output"],
                           opset_version=OPSET, dynamic_axes={"input": {0: "N", 2: "H", 3: "W"},
                                                              "output": output_axes}, dynamo=False)
     proto = onnx.load_from_string(buffer.getvalue())
@@ -66,8 +69,10 @@ def _to_onnx(model: torch.nn.Module, bands: int, size: int, per_pixel: bool) -> 
 
 
 def parity(model: torch.nn.Module, proto: onnx.ModelProto, bands: int, sizes: Sequence[int],
-           seed: int = 0) -> float:
-    """The largest |onnxruntime - PyTorch| over random inputs of the given sizes (batch of 2 each)."""
+           seed: int = 0, extras: dict[str, np.ndarray] | None = None) -> float:
+    """The largest |onnxruntime - PyTorch| over random inputs of the given sizes (batch of 2 each); `extras` are
+    the graph's other inputs (a terrain model's scale), fed as they are."""
+    extras = extras or {}
     import onnxruntime
 
     session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -76,8 +81,8 @@ def parity(model: torch.nn.Module, proto: onnx.ModelProto, bands: int, sizes: Se
     for size in sizes:
         x = rng.standard_normal((2, bands, size, size)).astype(np.float32)
         with torch.no_grad():
-            expected = model(torch.from_numpy(x)).numpy()
-        got = session.run(None, {"input": x})[0]
+            expected = model(torch.from_numpy(x), *(torch.from_numpy(v) for v in extras.values())).numpy()
+        got = session.run(None, {"input": x, **extras})[0]
         if got.shape != expected.shape:
             raise ExportError(f"onnxruntime returns {got.shape} but PyTorch {expected.shape} for a {size} px input")
         worst = max(worst, float(np.abs(got - expected).max()))
@@ -85,16 +90,21 @@ def parity(model: torch.nn.Module, proto: onnx.ModelProto, bands: int, sizes: Se
 
 
 def export_model(model: torch.nn.Module, card: dict[str, Any], path: str | os.PathLike[str],
-                 sizes: Sequence[int] = (64, 96), tolerance: float = 1e-4) -> Path:
-    """Write `model` with `card` embedded to `path` (.onnx) after every check; return the path."""
+                 sizes: Sequence[int] = (64, 96), tolerance: float = 1e-4,
+                 extras: dict[str, np.ndarray] | None = None) -> Path:
+    """Write `model` with `card` embedded to `path` (.onnx) after every check; return the path.
+
+    `extras`: the graph's inputs besides the raster ("input"), by name, with the sample values export and the
+    parity check feed (a terrain model's scale input, card input.scale)."""
+    extras = extras or {}
     parsed = parse_card(card)  # the plugin's own validation: a card it would refuse is never written
     bands, multiple = len(parsed.input.bands), parsed.input.size_multiple
     if any(size % multiple for size in sizes):
         raise ExportError(f"parity sizes {list(sizes)} must be multiples of input.size_multiple = {multiple}")
     model = model.eval()
     per_pixel = parsed.task != "classification"
-    proto = _to_onnx(model, bands, sizes[0], per_pixel)
-    worst = parity(model, proto, bands, sizes)
+    proto = _to_onnx(model, bands, sizes[0], per_pixel, extras)
+    worst = parity(model, proto, bands, sizes, extras=extras)
     if worst >= tolerance:
         raise ExportError(f"onnxruntime and PyTorch differ by up to {worst:.3g} (tolerance {tolerance:g})")
     del proto.metadata_props[:]

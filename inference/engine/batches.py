@@ -43,12 +43,13 @@ def tile_rows(source: RasterSource, plan: Plan, window: Window, grid: TileGrid, 
     th, tw = grid.tile_h + 2 * crop, grid.tile_w + 2 * crop
     width = grid.span[1]
     dtype = model.input_dtype
-    reader = StripReader(source, window.x - crop, width + 2 * crop, th)
+    nan = model.card.input.nodata == "nan"  # the model sees nodata and what lies beyond the edge as NaN
+    reader = StripReader(source, window.x - crop, width + 2 * crop, th, "nan" if nan else "mirror")
     for y in grid.rows:
         if is_cancelled():
             return
         data, valid = reader.read(window.y + y - crop, th)
-        normalize(data, valid, model.card.input.normalization)
+        normalize(data, valid, model.card.input.normalization, np.nan if nan else 0.0)
         out_valid = valid[crop:crop + grid.tile_h, crop:crop + window.w]
         tiles = [t for t in grid.row_tiles(y) if out_valid[:, t.x:t.x1].any()]
         batches = []
@@ -82,6 +83,8 @@ class Runner:
                 self._check(index, raw.shape, array.shape)
             self.checked.add(shapes)
         bad = sum(int(raw.size - np.count_nonzero(np.isfinite(raw))) for raw in raws if raw.dtype.kind == "f")
+        if bad and self.model.card.input.nodata == "nan":
+            bad = self._bad_where_seen(raws, array[:n])
         values = self.head.prepare(raws, array[:n].astype(np.float32, copy=False))
         if not bad and np.isfinite(values).all():
             return values, None
@@ -89,6 +92,19 @@ class Runner:
         finite = np.isfinite(values).all(axis=1)
         values[~np.broadcast_to(finite[:, None], values.shape)] = 0.0
         return values, finite
+
+    def _bad_where_seen(self, raws: list[np.ndarray], array: np.ndarray) -> int:
+        """Non-finite values at pixels whose input is valid: a model fed NaN for nodata may return NaN there."""
+        crop = self.plan.crop
+        seen = np.isfinite(array).all(axis=1)[:, crop:array.shape[2] - crop, crop:array.shape[3] - crop]
+        bad = 0
+        for raw in raws:
+            if raw.dtype.kind == "f" and raw.ndim >= 3 and raw.shape[-2:] == seen.shape[-2:]:
+                wrong = ~np.isfinite(raw) & (seen[:, None] if raw.ndim == 4 else seen)
+                bad += int(np.count_nonzero(wrong))
+            elif raw.dtype.kind == "f":
+                bad += int(raw.size - np.count_nonzero(np.isfinite(raw)))
+        return bad
 
     def _run(self, array: np.ndarray) -> list[np.ndarray]:
         """The model on a batch; a failure is said in one sentence that names the model and what to try."""

@@ -14,6 +14,7 @@ KINDS = ("dem", "multispectral", "rgb", "hyperspectral", "any")
 ACTIVATIONS = ("softmax", "sigmoid", "none")
 DTYPES = ("float32", "float16", "uint8")
 NORMALIZATIONS = ("none", "scale", "zscore", "minmax")
+NODATA_FILLS = ("zero", "nan")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -52,6 +53,19 @@ class AnomalySpec:
 
 
 @dataclass(frozen=True)
+class ScaleSpec:
+    """A terrain model's scale input: the graph input named `input` gets float32 [cell_x_m, cell_y_m, search_m]
+    (ground cell sides and the search distance, metres). The search distance defaults to `default_cells` cells;
+    the engine coarsens the raster (averaging) so it never spans more than `max_cells` cells, and refuses fewer
+    than `min_cells`."""
+
+    input: str
+    default_cells: float
+    max_cells: float
+    min_cells: float = 2.0
+
+
+@dataclass(frozen=True)
 class InputSpec:
     bands: tuple[BandInfo, ...]
     kind: str = "any"
@@ -61,6 +75,8 @@ class InputSpec:
     tile_size: int = 512
     margin: int | None = None  # None: the card does not say (a safety overlap is used)
     size_multiple: int = 1
+    nodata: str = "zero"  # what invalid pixels and pixels beyond the raster's edge become: 0, or NaN
+    scale: ScaleSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -218,7 +234,20 @@ def _input(r: _Reader) -> InputSpec:
         tile_size=r.number("tile_size", 512, minimum=8, integer=True),
         margin=r.number("margin", None, minimum=0, integer=True),
         size_multiple=r.number("size_multiple", 1, minimum=1, integer=True),
+        nodata=r.choice("nodata", NODATA_FILLS, default="zero"),
+        scale=_scale(r.child("scale")) if r.has("scale") else None,
     )
+
+
+def _scale(r: _Reader) -> ScaleSpec:
+    spec = ScaleSpec(input=r.get("input", str, required=True),
+                     default_cells=float(r.number("default_cells", positive=True)),
+                     max_cells=float(r.number("max_cells", positive=True)),
+                     min_cells=float(r.number("min_cells", 2.0, positive=True)))
+    if not spec.min_cells <= spec.default_cells <= spec.max_cells:
+        raise r.fail("default_cells", f"must lie between min_cells ({spec.min_cells:g}) and max_cells "
+                                      f"({spec.max_cells:g}), got {spec.default_cells:g}")
+    return spec
 
 
 def _classes(r: _Reader, required: bool) -> tuple[ClassInfo, ...]:

@@ -40,14 +40,22 @@ class Model:
     warnings: list[str] = field(default_factory=list)
     sha256: str = ""
     external: list[str] = field(default_factory=list)  # files of external data, beside the model
+    # A terrain model's scale input for this run (card input.scale): [cell_x_m, cell_y_m, search_m], float32
+    scale: np.ndarray | None = None
+
+    @property
+    def _input(self) -> Any:
+        """The graph's raster input: its first input other than the card's scale input."""
+        spec = self.card.input.scale
+        return next(i for i in self.session.get_inputs() if spec is None or i.name != spec.input)
 
     @property
     def input_name(self) -> str:
-        return str(self.session.get_inputs()[0].name)
+        return str(self._input.name)
 
     @property
     def input_dtype(self) -> Any:
-        return _DTYPES[self.session.get_inputs()[0].type]
+        return _DTYPES[self._input.type]
 
     @property
     def channels(self) -> int:
@@ -56,7 +64,7 @@ class Model:
     @property
     def fixed_size(self) -> tuple[int, int] | None:
         """(height, width) when the graph only takes one tile size, else None."""
-        shape = self.session.get_inputs()[0].shape
+        shape = self._input.shape
         h, w = _dim(shape[2]), _dim(shape[3])
         return (h, w) if h and w else None
 
@@ -81,7 +89,7 @@ class Model:
     def fixed_batch(self) -> int | None:
         """The batch size the graph needs: its input's, or an output's where the input leaves it open (graphs
         exported with a dynamic input but a batch of 1 baked into a reshape)."""
-        found = _dim(self.session.get_inputs()[0].shape[0])
+        found = _dim(self._input.shape[0])
         if found is None:
             fixed = [_dim(o.shape[0]) for o in self.session.get_outputs()[:len(self.card.output.heads)] if o.shape]
             found = min((f for f in fixed if f), default=None)
@@ -94,7 +102,14 @@ class Model:
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Every graph output the card uses, for one batch."""
-        return [np.asarray(a) for a in self.session.run(self.output_names, {self.input_name: batch})]
+        feeds = {self.input_name: batch}
+        spec = self.card.input.scale
+        if spec is not None:
+            if self.scale is None:
+                raise ModelError(f"'{os.path.basename(self.path)}' needs the run's scale (cell size and search "
+                                 "distance); run it through run_model or the workflows, which set it.")
+            feeds[spec.input] = self.scale
+        return [np.asarray(a) for a in self.session.run(self.output_names, feeds)]
 
     def describe(self) -> str:
         """A human-readable report of the card and where the model runs."""
@@ -110,6 +125,12 @@ class Model:
                   + f", output crop {c.output.crop} px"]
         if c.input.pixel_size_m:
             lines.append(f"Trained at: {c.input.pixel_size_m:g} m per pixel")
+        if c.input.scale:
+            s = c.input.scale
+            lines.append(f"Scale: any pixel size; search distance {s.default_cells:g} cells by default, "
+                         f"{s.min_cells:g} to {s.max_cells:g} cells (coarser cells beyond)")
+        if c.input.nodata == "nan":
+            lines.append("Nodata and cells beyond the edge reach the model as NaN: it uses valid cells only")
         for i, head in enumerate(c.output.heads):
             if head.classes:
                 title = f"Classes of output {i + 1} ({head.name})" if len(c.output.heads) > 1 else "Classes"
@@ -232,7 +253,16 @@ def _overridden(card: Any, overrides: CardOverrides, warnings: list[str]) -> Any
 
 def _check_io(model: Model) -> None:
     """The graph's input and outputs must fit the card's task."""
-    card, inp = model.card, model.session.get_inputs()[0]
+    card, inp = model.card, model._input
+    names = [str(i.name) for i in model.session.get_inputs()]
+    spec = card.input.scale
+    if spec is not None and (spec.input not in names or len(names) < 2):
+        raise CardError("input.scale.input", f"names the graph input '{spec.input}', but the graph's inputs are "
+                                             f"{', '.join(names)}")
+    extra = [n for n in names if n not in (inp.name, spec.input if spec else None)]
+    if extra:
+        raise ModelError(f"The model has inputs the card does not describe ({', '.join(extra)}): DeepStrata feeds "
+                         "one raster input (and a terrain model's scale input, card input.scale).")
     if inp.type not in _DTYPES:
         raise ModelError(f"The model's input type {inp.type} is not supported (float32, float16 or uint8).")
     c = _dim(inp.shape[1])

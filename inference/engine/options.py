@@ -26,6 +26,11 @@ class RunOptions:
     # What the user says about the model for this run: task and classes for a model without a card, and the
     # class threshold, median filter and output scaling (see deepness.CardOverrides).
     card: CardOverrides | None = None
+    # Terrain models (card input.scale): the search distance in metres; None or 0: the model's default in cells.
+    search_m: float | None = None
+    # Models trained at one pixel size (card input.pixel_size_m): the most a raster's pixels may be split to reach
+    # it (2: each pixel into at most 2 x 2). A 1 km DEM is never blown up 33x to a 30 m model unless asked.
+    max_upsampling: float = 2.0
     # How messages name the outputs: {"output": "OUTPUT", "confidence": "CONFIDENCE"} in Processing,
     # {"output": "--output", ...} on the command line.
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -49,3 +54,4 @@ class RunResult:
     overlap: int = 0
     batch_size: int = 0
     confidence_style_path: str = ""
+    scale: str = ""  # terrain models: the search distance in metres and cells, one sentence

@@ -28,6 +28,7 @@ class Plan:
     dynamic: bool  # the graph takes any tile size
     chunk_width: int
     output_channels: tuple[int | None, ...]  # per graph output used
+    beyond_edge: bool = False  # tiles reach past the raster's edge (models fed NaN there, card input.nodata)
 
     @property
     def tile_out(self) -> tuple[int, int]:
@@ -37,12 +38,14 @@ class Plan:
         return chunk_columns(self.output, self.chunk_width)
 
     def processing_window(self, chunk: Window, raster: Window) -> Window:
-        """The chunk grown by the margin (real context for tiles at its edges), clipped to the raster.
+        """The chunk grown by the margin (real context for tiles at its edges), clipped to the raster, unless the
+        model is fed NaN beyond the raster's edge: then tiles reach past it, and the model sees the edge as NaN
+        rather than as the end of its tile.
 
         Its origin is kept on a multiple of size_multiple, so that pooling models see every pixel in the same
         pooling phase in every chunk and tile.
         """
-        grown = chunk.grow(self.margin).intersect(raster)
+        grown = chunk.grow(self.margin) if self.beyond_edge else chunk.grow(self.margin).intersect(raster)
         assert grown is not None
         m = self.size_multiple
         x, y = grown.x // m * m, grown.y // m * m
@@ -109,4 +112,4 @@ def make_plan(model: Model, output: Window, options: RunOptions, warn: Callable[
         raise InputError(f"Batch size must be at least 1, got {batch}.")
     return Plan(output, tile_in, crop, overlap, margin, batch, card.input.size_multiple,
                 model.fixed_size is None, max(BLOCK, options.chunk_width // BLOCK * BLOCK),
-                _output_channels(model, tile_in))
+                _output_channels(model, tile_in), card.input.nodata == "nan")

@@ -78,12 +78,13 @@ class StripReader:
 
     Consecutive strips overlap; rows are read once, in whole block rows of the file (each compressed block is
     decoded once), and kept only while a later strip still needs them. Parts of a strip outside the raster are
-    mirrored.
+    mirrored, or NaN for models that take nodata as NaN (card input.nodata).
     """
 
-    def __init__(self, source: RasterSource, x: int, w: int, height: int) -> None:
-        """Columns [x, x + w) (may reach beyond the raster); strips up to `height` rows."""
-        self.source, self.x, self.w = source, x, w
+    def __init__(self, source: RasterSource, x: int, w: int, height: int, beyond: str = "mirror") -> None:
+        """Columns [x, x + w) (may reach beyond the raster); strips up to `height` rows. `beyond` says what parts
+        beyond the raster's edge hold: "mirror" (reflected pixels) or "nan" (NaN, not valid)."""
+        self.source, self.x, self.w, self.beyond = source, x, w, beyond
         self.x0, self.x1 = max(0, x), min(source.width, x + w)
         band = source.dataset.GetRasterBand(source.bands[0])
         self.block = max(1, int(band.GetBlockSize()[1]))
@@ -114,6 +115,9 @@ class StripReader:
         data, valid = self.data[:, rows], self.valid[rows]
         pads = ((y0 - y, y + h - y1), (self.x0 - self.x, self.x + self.w - self.x1))
         if any(pads[0]) or any(pads[1]):
+            if self.beyond == "nan":
+                return (np.pad(data, ((0, 0),) + pads, constant_values=np.nan),
+                        np.pad(valid, pads, constant_values=False))
             return _mirror(data, pads), _mirror(valid[None], pads)[0]
         return data.copy(), valid.copy()
 

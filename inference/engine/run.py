@@ -12,8 +12,8 @@ import numpy as np
 
 from .batches import Runner, tile_rows
 from .destinations import Destination, check_destinations
-from .errors import CancelledError, ModelError
-from .georef import mean_pixel_size
+from .errors import CancelledError, InputError, ModelError
+from .georef import ground_pixel_size, mean_pixel_size
 from .heads import Head, make_head
 from .median import filter_raster
 from .model import CLASS_TASKS, Model, load_model
@@ -21,6 +21,7 @@ from .options import RunOptions, RunResult
 from .plan import Plan, make_plan
 from .progress import Cancelled, Progress, never_cancelled, no_progress
 from .raster import RasterSource, extent_to_window, input_reads, input_rescaling, map_bands, open_raster
+from .scale import terrain_scale
 from .staging import Staging, staged
 from .stream import Prefetcher, StripAccumulator
 from .windows import Window, transform
@@ -145,7 +146,7 @@ def run_parameters(input_path: str, options: RunOptions, result: RunResult) -> d
             "classes": overrides.classes if overrides else None,
             "threshold": overrides.threshold if overrides else None,
             "median_filter": overrides.median_filter if overrides else None,
-            "scale": overrides.scale if overrides else None}
+            "scale": overrides.scale if overrides else None, "search_m": options.search_m}
 
 
 def run_model(model: Model | str | os.PathLike[str], input_path: str, output_path: str,
@@ -178,6 +179,7 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
     scale, offset = input_rescaling(options.input_scale, options.input_offset, card) or (None, None)
     source = RasterSource(input_path, ds, map_bands(ds, card, options.bands, input_path), scale, offset)
     _input_warnings(source, model, warnings)
+    scale_note = _set_scale(model, ds, options, os.path.basename(input_path))
     output = extent_to_window(ds, options.extent, input_path) if options.extent else source.window
     plan = make_plan(model, output, options, lambda message: _warn(warnings, message))
     head = make_head(card, plan.output_channels)
@@ -226,4 +228,20 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
     styles = [w.style_path if w.style_xml else "" for w in writers]
     return RunResult(output_path, conf, styles[0], model.provider, card.task, list(card.output.classes),
                      output.w, output.h, total, time.perf_counter() - started, list(source.bands), warnings,
-                     plan.tile_in[0], plan.overlap, plan.batch, styles[1] if len(styles) > 1 else "")
+                     plan.tile_in[0], plan.overlap, plan.batch, styles[1] if len(styles) > 1 else "",
+                     scale_note)
+
+
+def _set_scale(model: Model, ds: Any, options: RunOptions, name: str) -> str:
+    """A terrain model's scale input for this raster (see scale.py); '' for other models."""
+    spec = model.card.input.scale
+    if spec is None:
+        return ""
+    scale = terrain_scale(spec, ground_pixel_size(ds), options.search_m, f"'{name}'")
+    if scale.coarse_cell_m:
+        raise InputError(f"A search distance of {scale.search_m:g} m is {scale.cells:.3g} cells of '{name}', more "
+                         f"than the model reaches ({spec.max_cells:g}). Run it through the workflows (or "
+                         "run_at_model_resolution), which average the DEM to coarser cells first.")
+    model.scale = scale.feed()
+    log.info("%s", scale.describe())
+    return scale.describe()

@@ -63,8 +63,8 @@ class Prefetcher:
         self._thread.join()
 
 
-def normalize(data: np.ndarray, valid: np.ndarray, norm: Normalization) -> np.ndarray:
-    """Raw pixels (bands, h, w) float32 -> model units, in place; invalid pixels become 0."""
+def normalize(data: np.ndarray, valid: np.ndarray, norm: Normalization, fill: float = 0.0) -> np.ndarray:
+    """Raw pixels (bands, h, w) float32 -> model units, in place; invalid pixels become `fill` (0, or NaN)."""
     if norm.method == "zscore":
         data -= np.asarray(norm.mean, dtype=np.float32)[:, None, None]
         data /= np.asarray(norm.std, dtype=np.float32)[:, None, None]
@@ -77,7 +77,7 @@ def normalize(data: np.ndarray, valid: np.ndarray, norm: Normalization) -> np.nd
         if norm.offset:
             data += np.float32(norm.offset)
     if not valid.all():
-        data[:, ~valid] = 0.0
+        data[:, ~valid] = fill
     return data
 
 

@@ -20,13 +20,14 @@ from osgeo import gdal, osr
 from ..engine.card import ClassInfo
 from ..engine.destinations import Destination, Read, check_destinations
 from ..engine.errors import CancelledError, InputError, OutputError
-from ..engine.georef import ground_pixel_size, srs_of
+from ..engine.georef import ground_pixel_size, mean_pixel_size, srs_of
 from ..engine.model import CLASS_TASKS, Model, load_model
 from ..engine.options import RunOptions, RunResult
 from ..engine.progress import Cancelled, Progress, never_cancelled, no_progress, part
 from ..engine.provenance import KEYS as PROVENANCE_KEYS
 from ..engine.raster import RasterSource, extent_to_window, input_reads, open_raster
 from ..engine.run import run_model, run_parameters
+from ..engine.scale import TerrainScale, terrain_scale
 from ..engine.staging import Staging, staged
 from ..engine.windows import Window, block_windows, bounds, is_north_up, transform
 from ..engine.writer import BLOCK, FLOAT_NODATA, RasterTarget, RasterWriter
@@ -299,14 +300,64 @@ def warp_to_input_grid(path: str, like_path: str, out_path: str, categorical: bo
     return out_path
 
 
-def _context_window(ds: gdal.Dataset, window: Window, model: Model) -> Window:
-    """`window` grown by the model's context (margin + 2 model pixels), clipped to the raster."""
-    sizes, px, margin = ground_pixel_size(ds), model.card.input.pixel_size_m, model.card.input.margin
+def _context_window(ds: gdal.Dataset, window: Window, model: Model, px: float | None) -> Window:
+    """`window` grown by the model's context (margin + 2 pixels of `px` m), clipped to the raster."""
+    sizes, margin = ground_pixel_size(ds), model.card.input.margin
     if not sizes or not px:
         return window
     gx, gy = (math.ceil(((16 if margin is None else margin) + 2) * px / s) for s in sizes)
     x0, y0 = max(0, window.x - gx), max(0, window.y - gy)
     return Window(x0, y0, min(ds.RasterXSize, window.x1 + gx) - x0, min(ds.RasterYSize, window.y1 + gy) - y0)
+
+
+def _prepare(model: Model, ds: gdal.Dataset, path: str, options: RunOptions, tolerance: float,
+             window: Window | None) -> tuple[RunOptions, ResamplePlan | None, TerrainScale | None]:
+    """The run's options (a terrain model's search distance resolved), its resample plan and its scale."""
+    spec = model.card.input.scale
+    scale = None
+    if spec is None:
+        target = model.card.input.pixel_size_m
+    else:  # terrain models run at the DEM's cell size, or coarser when the search reaches too far
+        scale = terrain_scale(spec, ground_pixel_size(ds), options.search_m, f"'{os.path.basename(path)}'")
+        target, tolerance = scale.coarse_cell_m, 0.0
+        options = replace(options, search_m=scale.search_m)
+    region = _context_window(ds, window, model, target or mean_pixel_size(ds)) if window else None
+    plan = plan_resample(ds, path, target, tolerance, region)
+    _check_upsampling(plan, options, path)
+    return options, plan, scale
+
+
+def start_notes(model: Model, input_path: str, options: RunOptions | None = None,
+                tolerance: float = 0.25) -> list[str]:
+    """What the user should know before the run starts: the scale of a terrain model, and any resampling.
+
+    Raises the errors the run would raise for the scale or the pixel size, before any work."""
+    options = options or RunOptions()
+    ds = open_raster(os.fspath(input_path))
+    try:
+        window = extent_to_window(ds, options.extent, input_path) if options.extent else None
+        _, plan, scale = _prepare(model, ds, os.fspath(input_path), options, tolerance, window)
+    finally:
+        ds = None
+    notes = [scale.describe()] if scale is not None else []
+    if plan is not None and scale is None:
+        notes.append(plan.reason)
+    return notes
+
+
+def _check_upsampling(plan: ResamplePlan | None, options: RunOptions, path: str) -> None:
+    """Refuse to split each pixel into more than `options.max_upsampling` squared model pixels."""
+    if plan is None:
+        return
+    factor = min(plan.source_pixel_m) / plan.pixel_size_m
+    if factor <= options.max_upsampling * (1 + 1e-6):
+        return
+    cells = plan.width * plan.height
+    raise InputError(f"'{os.path.basename(path)}' has {min(plan.source_pixel_m):.3g} m pixels and the model was "
+                     f"trained at {plan.pixel_size_m:g} m: reaching it means upsampling {factor:.3g}x "
+                     f"({cells / 1e6:,.1f} megapixels), which takes long and invents detail the DEM does not have. "
+                     "Use a model made for this resolution (the terrain workflows' default models work at any "
+                     f"cell size), or allow it with --max-upsampling {math.ceil(factor)}.")
 
 
 def _style(path: str) -> str | None:
@@ -334,8 +385,9 @@ def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: s
     ds = open_raster(input_path)
     try:
         window = extent_to_window(ds, options.extent, input_path) if options.extent else None
-        region = _context_window(ds, window, model) if window else None
-        plan = plan_resample(ds, input_path, model.card.input.pixel_size_m, tolerance, region)
+        options, plan, scale = _prepare(model, ds, input_path, options, tolerance, window)
+        if scale is not None:
+            log.info("%s", scale.describe())
         size = (window.w, window.h) if window else (ds.RasterXSize, ds.RasterYSize)
         reads = input_reads(ds, input_path) + model.reads
     finally:
@@ -364,6 +416,8 @@ def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: s
         for key, value in run_parameters(input_path, options, result).items():
             stage.parameters.setdefault(key, value)
         stage.parameters.setdefault("resampled_to", f"{plan.pixel_size_m:g} m in {plan.crs_label}")
+        if scale is not None:
+            result = replace(result, scale=scale.describe())
         jobs = [(result.output_path, output_path, result.task in CLASS_TASKS, result.style_path)]
         if result.confidence_path and options.confidence_path:
             jobs.append((result.confidence_path, options.confidence_path, False, result.confidence_style_path))
