@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -14,6 +15,7 @@ KINDS = ("dem", "multispectral", "rgb", "hyperspectral", "any")
 ACTIVATIONS = ("softmax", "sigmoid", "none")
 DTYPES = ("float32", "float16", "uint8")
 NORMALIZATIONS = ("none", "scale", "zscore", "minmax")
+ANOMALY_ERRORS = ("mse", "mae", "score")  # score: the graph outputs the score (and the sign) itself
 NODATA_FILLS = ("zero", "nan")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -46,10 +48,22 @@ class ClassInfo:
 
 @dataclass(frozen=True)
 class AnomalySpec:
+    """How the graph's output becomes an anomaly score. `error` "mse"/"mae": the graph reconstructs its input and
+    the score is the robust z-score of the reconstruction error, (error - median) / (1.4826 mad). `error` "score":
+    the graph outputs the score itself in channel 0 and, optionally, the signed residual in the input's units in
+    channel 1 (negative: a depression, positive: a rise); the calibration is then optional (`calibrated` False:
+    the score passes unchanged)."""
+
     error: str
     median: float
     mad: float
     threshold: float
+    calibrated: bool = True
+
+    @property
+    def direct(self) -> bool:
+        """The graph outputs the score (and the sign) itself."""
+        return self.error == "score"
 
 
 @dataclass(frozen=True)
@@ -269,11 +283,21 @@ def _classes(r: _Reader, required: bool) -> tuple[ClassInfo, ...]:
 
 
 def _anomaly(r: _Reader) -> AnomalySpec:
+    error = r.choice("error", ANOMALY_ERRORS, default="mse")
+    threshold = float(r.number("threshold", 3.0))
+    if not math.isfinite(threshold):
+        raise r.fail("threshold", f"must be a finite number, got {threshold}")
+    if error == "score" and not r.has("calibration"):
+        return AnomalySpec(error, 0.0, 1.0, threshold, calibrated=False)
+    if not r.has("calibration"):
+        raise r.fail("calibration", f"is required for error '{error}' (the median and MAD of the per-pixel "
+                                    "reconstruction error on normal data); only error 'score', where the graph "
+                                    "outputs the score itself, may leave it out")
     cal = r.child("calibration", required=True)
-    return AnomalySpec(error=r.choice("error", ("mse", "mae"), default="mse"),
-                       median=float(cal.number("median", minimum=0)),
+    return AnomalySpec(error=error,
+                       median=float(cal.number("median", minimum=None if error == "score" else 0)),
                        mad=float(cal.number("mad", positive=True)),
-                       threshold=float(r.number("threshold", 3.0)))
+                       threshold=threshold)
 
 
 def _graph_outputs(r: _Reader, task: str) -> tuple[GraphOutput, ...]:

@@ -186,15 +186,25 @@ class ClassHead(Head):
 
 
 class AnomalyHead(Head):
-    """Autoencoders: per-pixel reconstruction error -> robust z-score from the card's calibration."""
+    """Anomaly models. Autoencoders (card error mse/mae): per-pixel reconstruction error -> robust z-score from the
+    card's calibration. Direct models (error "score"): graph channel 0 is the score (calibrated by the card when it
+    gives a calibration) and channel 1, when the graph has it, the signed residual (negative: a depression, positive:
+    a rise), written as the score raster's second band."""
+
+    @property
+    def signed(self) -> bool:
+        spec = self.card.output.anomaly
+        return bool(spec is not None and spec.direct and self.output_channels and self.output_channels[0] >= 2)
 
     @property
     def channels(self) -> int:
-        return 1
+        return 2 if self.signed else 1
 
     def prepare(self, raws: Sequence[np.ndarray], inputs: np.ndarray) -> np.ndarray:
         spec = self.card.output.anomaly
         assert spec is not None
+        if spec.direct:
+            return _with_channels(raws[0])[:, :self.channels]
         crop = self.card.output.crop
         if crop:
             inputs = inputs[:, :, crop:-crop, crop:-crop]
@@ -202,17 +212,21 @@ class AnomalyHead(Head):
         error = np.square(diff) if spec.error == "mse" else np.abs(diff)
         return error.mean(axis=1, keepdims=True)
 
+    def band_names(self) -> list[str]:
+        return ["anomaly score", "signed residual"] if self.signed else ["anomaly score"]
+
     def targets(self, output: str, confidence: str | None) -> list[RasterTarget]:
-        return [RasterTarget(output, np.dtype(np.float32), FLOAT_NODATA, ["anomaly score"],
+        return [RasterTarget(output, np.dtype(np.float32), FLOAT_NODATA, self.band_names(),
                              metadata={"DEEPSTRATA_TASK": "anomaly"})]
 
     def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:
         spec = self.card.output.anomaly
         assert spec is not None
-        error = sums[0] / np.where(valid, weights, 1.0)
-        score = ((error - spec.median) / (1.4826 * spec.mad)).astype(np.float32)
-        score[~valid] = FLOAT_NODATA
-        return [score[None]]
+        values = (sums[:self.channels] / np.where(valid, weights, 1.0)).astype(np.float32)
+        if spec.calibrated:
+            values[0] = (values[0] - np.float32(spec.median)) / np.float32(1.4826 * spec.mad)
+        values[:, ~valid] = FLOAT_NODATA
+        return [values]
 
     def style(self, writers: Sequence[RasterWriter]) -> Sequence[str | None]:
         spec = self.card.output.anomaly
@@ -225,7 +239,7 @@ def make_head(card: ModelCard, output_channels: Sequence[int | None]) -> Head:
     if card.task in ("segmentation", "classification"):
         return ClassHead(card)
     if card.task == "anomaly":
-        return AnomalyHead(card)
+        return AnomalyHead(card, [n or 1 for n in output_channels[:1]] or [1])
     used = [_used(head, n) for head, n in zip(card.output.heads, output_channels)]
     return Head(card, used)
 

@@ -144,7 +144,10 @@ class Model:
             lines.append(f"Output scaling: x {c.output.scale:g}")
         if c.output.anomaly:
             a = c.output.anomaly
-            lines.append(f"Anomaly score: {a.error} error, calibration median {a.median:g}, MAD {a.mad:g}, "
+            lines.append(f"Anomaly score: from the graph{', calibration median' if a.calibrated else ''}"
+                         f"{f' {a.median:g}, MAD {a.mad:g}' if a.calibrated else ''}, default threshold "
+                         f"{a.threshold:g}" if a.direct else
+                         f"Anomaly score: {a.error} error, calibration median {a.median:g}, MAD {a.mad:g}, "
                          f"default threshold {a.threshold:g}")
         metrics = c.training.get("metrics") or {}
         if metrics:
@@ -300,6 +303,11 @@ def check_channels(card: ModelCard, channels: int | None, index: int = 0) -> Non
             raise ModelError(f"Unsupported output shape: {where} outputs {channels} channel"
                              f"{'s' if channels != 1 else ''} but the card lists {n} classes for it. Fix "
                              "output.classes in the card (or, for a model without a card, its task and class names).")
+    elif card.task == "anomaly" and card.output.anomaly is not None and card.output.anomaly.direct:
+        if channels not in (1, 2):
+            raise ModelError(f"Unsupported output shape: an anomaly model with output.anomaly.error 'score' outputs "
+                             f"the score (channel 1) and optionally the signed residual (channel 2), but it outputs "
+                             f"{channels} channels. Fix the card's error ('mse' or 'mae' for an autoencoder).")
     elif card.task == "anomaly" and channels != len(card.input.bands):
         raise ModelError(f"Unsupported output shape: an anomaly model must reconstruct its {len(card.input.bands)} "
                          f"input bands, but it outputs {channels} channels.")

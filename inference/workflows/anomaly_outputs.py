@@ -97,14 +97,17 @@ class _Zonal:
 
     def __init__(self, score: gdal.Dataset) -> None:
         self.score, self.band = score, score.GetRasterBand(1)
+        # Direct terrain models write the signed residual as band 2 (see heads.AnomalyHead)
+        self.sign = score.GetRasterBand(2) if score.RasterCount >= 2 else None
         self.gt = score.GetGeoTransform(can_return_null=False)
         self.layer_ds = ogr.GetDriverByName("Memory").CreateDataSource("zonal")
         self.projection = score.GetProjection() or ""
         srs = osr.SpatialReference(wkt=self.projection) if self.projection else None
         self.layer = self.layer_ds.CreateLayer("patch", srs, ogr.wkbPolygon)
 
-    def __call__(self, geometry: ogr.Geometry) -> tuple[int, float, float] | None:
-        """(pixels, peak, mean) of the valid scores inside `geometry`; None if it covers no valid score."""
+    def __call__(self, geometry: ogr.Geometry) -> tuple[int, float, float, float | None] | None:
+        """(pixels, peak, mean, mean signed residual or None) of the valid scores inside `geometry`; None if it
+        covers no valid score."""
         xmin, xmax, ymin, ymax = geometry.GetEnvelope()
         window = from_bounds((xmin, ymin, xmax, ymax), self.gt, self.score.RasterXSize, self.score.RasterYSize)
         if window is None:
@@ -123,10 +126,16 @@ class _Zonal:
             self.layer.DeleteFeature(feature.GetFID())
         inside = burn.ReadAsArray() > 0
         scores = self.band.ReadAsArray(x, y, w, h, buf_type=gdal.GDT_Float32)
-        values = scores[inside & band_validity(self.band, scores, Window(x, y, w, h))]
+        keep = inside & band_validity(self.band, scores, Window(x, y, w, h))
+        values = scores[keep]
         if not values.size:
             return None
-        return int(inside.sum()), float(values.max()), float(values.mean(dtype=np.float64))
+        residual = None
+        if self.sign is not None:
+            signs = self.sign.ReadAsArray(x, y, w, h, buf_type=gdal.GDT_Float32)
+            signs = signs[keep & band_validity(self.sign, signs, Window(x, y, w, h))]
+            residual = float(signs.mean(dtype=np.float64)) if signs.size else None
+        return int(inside.sum()), float(values.max()), float(values.mean(dtype=np.float64)), residual
 
 
 def anomaly_polygons(mask_path: str, score_path: str, out_path: str, min_area_m2: float = 0.0,
@@ -135,7 +144,10 @@ def anomaly_polygons(mask_path: str, score_path: str, out_path: str, min_area_m2
     """One polygon per patch of flagged pixels (mask value 1) of at least `min_area_m2`; returns their count.
 
     Fields: ``area_m2`` (see vectorize.AreaMeter), ``pixels`` (pixels in the patch), ``peak_score`` and
-    ``mean_score`` (maximum and mean of the score raster inside the patch). Features are in the order
+    ``mean_score`` (maximum and mean of the score raster inside the patch). Where the score raster has the signed
+    residual as band 2 (terrain models, card error "score"): ``relief`` ("depression" where the patch's mean
+    residual is negative, "rise" where positive, "" where it is exactly 0 or unknown) and ``mean_residual`` (that
+    mean, in the DEM's units). Features are in the order
     gdal.Polygonize finds the patches (top to bottom), not sorted; sort by peak_score in the attribute table.
     The output format follows the extension (.gpkg, .shp, .geojson, .fgb); the mask and the score raster must
     share a grid. With `staging`, the mask and the score may themselves be staged, and the polygons are committed
@@ -150,6 +162,7 @@ def anomaly_polygons(mask_path: str, score_path: str, out_path: str, min_area_m2
     meter = AreaMeter(projection, score.GetGeoTransform(can_return_null=False), score.RasterXSize,
                       score.RasterYSize)
     zonal = _Zonal(score)
+    signed = zonal.sign is not None
 
     def attributes(value: int, geometry: ogr.Geometry) -> dict[str, Any] | None:
         area = meter.area(geometry)
@@ -158,15 +171,28 @@ def anomaly_polygons(mask_path: str, score_path: str, out_path: str, min_area_m2
         stats = zonal(geometry)
         if stats is None:
             return None
-        return {"area_m2": area, "pixels": stats[0], "peak_score": stats[1], "mean_score": stats[2]}
+        found = {"area_m2": area, "pixels": stats[0], "peak_score": stats[1], "mean_score": stats[2]}
+        if signed:
+            found["relief"] = relief_of(stats[3])
+            found["mean_residual"] = stats[3]
+        return found
 
     flagged = _flagged_band(current(mask_path), mask_ds)
     band = flagged.GetRasterBand(1)
     fields = [("area_m2", ogr.OFTReal), ("pixels", ogr.OFTInteger64), ("peak_score", ogr.OFTReal),
               ("mean_score", ogr.OFTReal)]
+    if signed:
+        fields += [("relief", ogr.OFTString), ("mean_residual", ogr.OFTReal)]
     return write_polygons(band, band.GetMaskBand(), projection, out_path, layer_name, fields, attributes,
                           connectedness, staging, is_cancelled, on_progress,
                           [Read(mask_path, "the anomaly mask"), Read(score_path, "the anomaly score")])
+
+
+def relief_of(mean_residual: float | None) -> str:
+    """A patch's relief from its mean signed residual: "depression" below 0, "rise" above, "" otherwise."""
+    if mean_residual is None or not math.isfinite(mean_residual) or mean_residual == 0:
+        return ""
+    return "depression" if mean_residual < 0 else "rise"
 
 
 def _same_grid(mask: gdal.Dataset, score: gdal.Dataset, mask_path: str, score_path: str) -> None:
