@@ -92,14 +92,16 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
         self.add_search_distance("for terrain anomaly models, the size of the neighbourhood an anomaly stands "
                                  "out from (about the largest anomaly looked for). Ignored by spectral models.")
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Anomaly score")),
-                 "Float32 robust z-score on the input's grid, styled with a ramp.")
+                 "Float32 anomaly score on the input's grid, styled with a ramp (a terrain model adds band 2: the "
+                 "signed residual in metres, negative for a depression).")
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT_MASK, self.tr("Anomaly mask"), optional=True,
                                                          createByDefault=True),
                  "Byte raster: 1 where the score reaches the threshold, 0 elsewhere, 255 nodata.")
         self.add(QgsProcessingParameterVectorDestination(self.OUTPUT_POLYGONS, self.tr("Anomaly polygons"),
                                                          QgsProcessing.SourceType.TypeVectorPolygon, optional=True,
                                                          createByDefault=False),
-                 "Optional patches of anomalous pixels with area_m2, pixels, peak_score and mean_score.")
+                 "Optional patches of anomalous pixels with area_m2, pixels, peak_score and mean_score; from a terrain "
+                 "model also relief (depression or rise) and mean_residual (metres).")
         for key, label in ((self.ANOMALY_PIXELS, "Anomalous pixels"), (self.ANOMALY_PERCENT, "Anomalous percent"),
                            (self.PATCHES, "Anomaly polygons written")):
             self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))

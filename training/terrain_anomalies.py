@@ -7,7 +7,7 @@ on a geographic grid at the raster's centre latitude).
 |-------------|------|---------------------------------|------------------------------------------|-------------------------------------|
 | pit         | -    | diameter 3-15 (cosine hollow)   | 0.1-0.3 x diameter in metres             | sinkhole, kettle, shell crater      |
 | mound       | +    | diameter 3-15 (cosine bump)     | 0.1-0.3 x diameter in metres             | spoil heap, barrow, hay/ore pile    |
-| quarry      | -    | 4-15 x 4-15 rectangle           | floor 0.15-0.4 x width below the lowest  | quarry, mining pit, borrow pit      |
+| quarry      | -    | 4-15 x 4-22 (aspect 1-1.5)      | floor 0.15-0.4 x width below the lowest  | quarry, mining pit, borrow pit      |
 |             |      |                                 | cell of its rectangle (flat floor)       |                                     |
 | embankment  | +    | 12-40 long, base 3-5 wide       | 0.2-0.4 x base width in metres           | road/rail embankment, levee, dam    |
 | spike       | +    | 1 (or 2 x 2)                    | 1-4 x cell size                          | DEM artefact: bird, cloud, blunder  |
@@ -171,7 +171,7 @@ def plant(dem: np.ndarray, sites: np.ndarray, cell: float | tuple[float, float],
     """Plant one anomaly at each (row, col) of ``sites``, `kinds` in turn; ``cell`` is the cell size in metres
     (one number, or (x, y)). The DEM itself is not modified."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    cell_xy = (float(cell), float(cell)) if np.isscalar(cell) else (float(cell[0]), float(cell[1]))  # type: ignore[index]
+    cell_xy = (float(cell), float(cell)) if isinstance(cell, (int, float)) else (float(cell[0]), float(cell[1]))
     if not all(math.isfinite(c) and c > 0 for c in cell_xy):
         raise ValueError(f"the cell size must be positive metres, got {cell}")
     unknown = sorted(set(kinds) - set(KINDS))

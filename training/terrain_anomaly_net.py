@@ -150,6 +150,9 @@ class TerrainFeatures(nn.Module):
 class TerrainAnomalyNet(nn.Module):
     """Stem + a per-pixel MLP head -> (N, 2, H, W): [anomaly score (logit), signed residual in metres]."""
 
+    mean: torch.Tensor  # feature standardisation (buffers, set by training.terrain_anomaly_fit.fit_head)
+    std: torch.Tensor
+
     def __init__(self, hidden: int = 16) -> None:
         super().__init__()
         self.stem = TerrainFeatures()

@@ -171,7 +171,7 @@ def anomaly_polygons(mask_path: str, score_path: str, out_path: str, min_area_m2
         stats = zonal(geometry)
         if stats is None:
             return None
-        found = {"area_m2": area, "pixels": stats[0], "peak_score": stats[1], "mean_score": stats[2]}
+        found: dict[str, Any] = {"area_m2": area, "pixels": stats[0], "peak_score": stats[1], "mean_score": stats[2]}
         if signed:
             found["relief"] = relief_of(stats[3])
             found["mean_residual"] = stats[3]

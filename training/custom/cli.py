@@ -11,7 +11,7 @@ from ..data.errors import DataError
 from ..workflow import command_line
 from .run import Options, run
 
-FROM_HELP = ("start from an encoder: landforms, geology, anomaly (the shipped models), terrain, spectral (pretrained "
+FROM_HELP = ("start from an encoder: geology (the shipped model), terrain, spectral (pretrained "
              "encoders in training/encoders/), or a DeepStrata .onnx / encoder .pt path")
 
 

@@ -1,6 +1,6 @@
 """``--from``: an encoder to start from, by name or path, and the U-Net built around it.
 
-Names: ``landforms``, ``geology``, ``anomaly`` are the shipped models (their encoders rebuilt from the ONNX graph,
+Names: ``geology`` is the shipped model with an encoder (rebuilt from the ONNX graph,
 :mod:`training.custom.onnx_encoder`); ``terrain`` and ``spectral`` are the pretrained encoder checkpoints in
 ``training/encoders/`` (``python -m training pretrain-encoders`` makes them), a ``torch.save``'d dict::
 
@@ -29,8 +29,8 @@ from .source import INPUTS, Source, stem_channels, stem_from_spec
 
 REPO = Path(__file__).resolve().parents[2]
 FORMAT = "deepstrata-encoder/1"
-NAMES = {"landforms": "resources/models/landforms_unet.onnx", "geology": "resources/models/geology_oli.onnx",
-         "anomaly": "resources/models/anomaly_dem.onnx", "terrain": "training/encoders/terrain.pt",
+NAMES = {"geology": "resources/models/geology_oli.onnx",
+         "terrain": "training/encoders/terrain.pt",
          "spectral": "training/encoders/spectral.pt"}
 FIRST = "blocks.0.0.weight"
 PER_BAND_PARAMETERS = ("log_reflectance",)  # stems with per-band constants; every other stem works band by band
