@@ -15,7 +15,7 @@ Features at each valid cell (relief in metres, expressed relative to the cell si
 - t_k = r_k / q_k (signed), log(q_k / cell), and log of the valid-neighbour fraction.
 
 The head (1x1 convolutions) maps them to a logit: output channel 0 is that anomaly score, channel 1 the signed
-residual r at the full search distance in metres (negative: depression, positive: rise). Outputs are NaN where the
+residual r_k in metres at the scale where |t_k| is largest (negative: depression, positive: rise). Outputs are NaN where the
 input is NaN.
 """
 from __future__ import annotations
@@ -126,7 +126,7 @@ class TerrainFeatures(nn.Module):
             torch.clamp(torch.sum(v, dim=(1, 2, 3), keepdim=True), min=1.0)
         z0 = torch.where(valid, z - reference, torch.zeros_like(z))
         floor = EPS_SLOPE * cell + EPS_M
-        features, residual = [], z0
+        features, residuals, strengths = [], [], []
         for f in FRACTIONS:
             fx, fy = torch.clamp(rx * f, min=1.0), torch.clamp(ry * f, min=1.0)
             plane = _plane(z0, v, fx, fy)
@@ -138,7 +138,12 @@ class TerrainFeatures(nn.Module):
             if f in CLOSED_AT:
                 low, high = _closedness(z0, v, fx, fy, plane, r)
                 features += [low / q, high / q]
-            residual = r
+            residuals.append(r)
+            strengths.append(t.abs())
+        # the sign channel: the residual at the scale where the cell stands out most (a small pit on a ridge is
+        # a depression at its own scale, though the ridge lifts it above the plane of the whole search distance)
+        best = torch.argmax(torch.cat(strengths, dim=1), dim=1, keepdim=True)
+        residual = torch.gather(torch.cat(residuals, dim=1), 1, best)
         count = box(v, rx, ry)
         full = (2 * rx + 1) * (2 * ry + 1)
         features.append(torch.log(torch.clamp(count / full, min=1e-3)))
