@@ -63,8 +63,8 @@ def card(r: Recipe, threshold: float, calibration: dict[str, float], metrics: di
             "at any cell size, from 1 m lidar to 1 km grids, geographic CRSs included. The search distance is the "
             f"largest anomaly to look for (default {DEFAULT_CELLS:g} cells). Relief is measured from a local plane "
             "fitted to valid cells only and compared with the local roughness, so borders and nodata holes invent "
-            "nothing. Band 1 of the output is the anomaly score (a logit; the default threshold flags about 0.05 % "
-            "of natural terrain), band 2 the signed residual in metres: the polygons say 'depression' or 'rise'."),
+            "nothing. Band 1 of the output is the anomaly score (a logit; the default threshold, fixed, flags at most "
+            "about 0.05 % of natural terrain), band 2 the signed residual in metres: the polygons say 'depression' or 'rise'."),
         "input": {
             "kind": "dem",
             "bands": [{"name": "elevation", "unit": "m", "description": "Elevation in metres"}],
@@ -78,10 +78,11 @@ def card(r: Recipe, threshold: float, calibration: dict[str, float], metrics: di
         },
         "output": {"anomaly": {"error": "score", "threshold": threshold}},
         "training": {
-            "data": "planted anomalies in real DEMs: " + ", ".join(r.train) + " (../shared/data/dem; the unseen "
-                    "DEMs of the report were never used to fit or calibrate)",
+            "data": "planted anomalies in real DEMs: " + ", ".join(r.train) + " (name@F: averaged over F x F "
+                    "cells; training/terrain_anomaly_data.py; the unseen DEMs of the report were never used to fit "
+                    "or calibrate)",
             "labels": "synthetic anomalies of seven kinds planted by training/terrain_anomalies.py (seeds "
-                      f"{', '.join(map(str, r.seeds))}, {r.per_kind} per kind per DEM)",
+                      f"{', '.join(map(str, r.seeds))}; {r.per_kind} of each kind per DEM and seed)",
             "architecture": "analytic stem (plane-fit residuals at 4 scales, roughness, eight-sector closedness; "
                             f"NaN-aware box sums) + per-pixel MLP head ({r.hidden} hidden, 2 layers)",
             "calibration": f"threshold = the highest, over the calibration DEMs {calibration}, of the score "
