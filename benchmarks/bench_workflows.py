@@ -3,8 +3,8 @@
 For each size it writes a smooth synthetic Float32 DEM (sines plus noise, 500-2500 m, square pits every 256 px)
 in EPSG:4326 at 1 arc-second pixels, strip by strip, then runs two jobs, each in a fresh subprocess:
 
-  landforms: run_at_model_resolution with resources/models/landforms_unet.onnx (cpu, 1 thread: warped into UTM
-             at 30 m and back), class_statistics of the classes, polygonize_classes into a GeoPackage;
+  landforms: run_at_model_resolution with resources/models/landforms_geomorphon.onnx (cpu, 1 thread, on the DEM's
+             own grid), class_statistics of the classes, polygonize_classes into a GeoPackage;
   anomalies: run_at_model_resolution with resources/models/anomaly_dem.onnx, write_mask at the card's threshold,
              anomaly_polygons of the mask.
 
@@ -49,7 +49,7 @@ runpy.run_path(str(REPO / "tests" / "conftest.py"))  # puts `deepstrata` on sys.
 from osgeo import gdal  # noqa: E402
 
 gdal.UseExceptions()
-MODELS = {"landforms": REPO / "resources" / "models" / "landforms_unet.onnx",
+MODELS = {"landforms": REPO / "resources" / "models" / "landforms_geomorphon.onnx",
           "anomalies": REPO / "resources" / "models" / "anomaly_dem.onnx"}
 ARCSEC = 1.0 / 3600.0
 ORIGIN = (-118.5, 34.6)  # top-left corner (lon, lat): UTM zone 11N
@@ -211,6 +211,10 @@ def _isolated(meter: Meter, job: str, model: Any, step: str, raster: str, output
     from deepstrata.inference.engine.raster import open_raster
 
     warped, grid_out = str(work / "warped.tif"), str(work / "model_grid.tif")
+    native = model.card.input.pixel_size_m is None  # terrain models at any scale: the DEM's own grid, no warps
+    if native and step in ("warp in", "warp back"):
+        info["grid"] = "the DEM's own grid (no warp)"
+        return
     if step == "warp in":
         plan = resample.plan_resample(open_raster(raster), raster, model.card.input.pixel_size_m)
         info["grid"] = f"{plan.width} x {plan.height} px in {plan.crs_label}"
@@ -219,7 +223,8 @@ def _isolated(meter: Meter, job: str, model: Any, step: str, raster: str, output
             resample.warp_to_model_grid(raster, plan, warped)
     elif step == "model":
         with meter.step("model"):
-            resample.run_model(model, warped, grid_out, RunOptions(device="cpu", threads=1))
+            resample.run_model(model, raster if native else warped, output if native else grid_out,
+                               RunOptions(device="cpu", threads=1))
     elif step == "warp back":
         with meter.step("warp back"):
             resample.warp_to_input_grid(grid_out, raster, output, job == "landforms", valid_bands=[1])

@@ -28,7 +28,7 @@ from ..support import PLUGIN_DIR, icon, onnxruntime_problem, tr
 MODELS_DIR = PLUGIN_DIR / "resources" / "models"
 ENGINE_LOGGER = f"{__package__.rsplit('.', 1)[0]}.inference" if __package__ else "deepstrata.inference"
 
-DEFAULT_MODEL = "landforms_unet.onnx"
+DEFAULT_MODEL = "landforms_geomorphon.onnx"
 # The engine's device names (deepstrata.inference.DEVICES), listed here so that the parameters can be built
 # without importing the engine, in the order users pick them (auto, then cpu); a test checks the two agree.
 DEVICES = ("auto", "cpu", "cuda", "tensorrt", "directml", "coreml", "openvino")

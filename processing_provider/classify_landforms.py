@@ -15,11 +15,11 @@ if TYPE_CHECKING:
 
 class ClassifyLandformsAlgorithm(ClassWorkflow):
     BAND = "BAND"
-    DEFAULT_MODEL = "landforms_unet.onnx"
+    DEFAULT_MODEL = "landforms_geomorphon.onnx"
     WHAT = "Landforms"
     ICON = "landforms.svg"
-    MODEL_HELP = ("A landform model: an .onnx with a DeepStrata card for a 1-band DEM. Empty: the bundled U-Net "
-                  "trained on geomorphons of a 30 m DEM.")
+    MODEL_HELP = ("A landform model: an .onnx with a DeepStrata card for a 1-band DEM. Empty: the bundled geomorphon "
+                  "network, which works at any cell size.")
 
     def name(self) -> str:
         return "classifylandforms"
@@ -38,11 +38,13 @@ class ClassifyLandformsAlgorithm(ClassWorkflow):
         return self.tr(
             "Classifies every cell of a digital elevation model into the ten geomorphon landforms of Jasiewicz & "
             "Stepinski (2013): flat, peak, ridge, shoulder, spur, slope, hollow, footslope, valley, pit.\n\n"
-            "The DEM can be in any CRS, geographic (EPSG:4326) included, with elevations in metres. When its "
-            "ground pixel size differs from the model's (30 m for the bundled model) by more than 25 %, or when "
-            "it is geographic, it is resampled to the model's pixel size (in the local UTM zone for geographic "
-            "DEMs), classified, and the classes are brought back onto the DEM's own grid by nearest neighbour. "
-            "The log says when this happens.\n\n"
+            "The DEM can be in any CRS, geographic (EPSG:4326) included, with elevations in metres, at any cell "
+            "size from 1 m lidar to 1 km grids. The bundled model works on the DEM's own cells: it computes the "
+            "geomorphon lines of sight out to the search distance in its graph. The search distance (metres) sets "
+            "the scale; empty, it is 10 cells of the DEM. The log states it in metres and cells when the run "
+            "starts. A distance beyond the model's reach (24 cells) is met by averaging the DEM to coarser cells "
+            "and bringing the classes back onto its grid. Nodata and the raster's edge end a line of sight; a line "
+            "cut short is completed from the opposite one, so edges and voids get no invented ridges or valleys.\n\n"
             "Outputs: the landform raster (styled, with a legend), an optional confidence raster, a class "
             "statistics table (class, pixels, area in m² and ha, percent; also printed in the log) and optional "
             "landform polygons.\n\n"
@@ -61,7 +63,7 @@ class ClassifyLandformsAlgorithm(ClassWorkflow):
         if card.task not in ("segmentation", "classification") or len(card.input.bands) != 1:
             raise QgsProcessingException(
                 f"'{card.name}' is {describe(model)}; Classify landforms "
-                "needs a class model for a 1-band DEM, such as the bundled landforms_unet.onnx (leave 'Model' "
+                "needs a class model for a 1-band DEM, such as the bundled landforms_geomorphon.onnx (leave 'Model' "
                 "empty). Use 'Run ONNX model on raster' for other models.")
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)

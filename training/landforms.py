@@ -1,148 +1,231 @@
-"""``python -m training landforms``: the shipped landform CNN, trained on geomorphons of the SRTM DEM.
+"""``python -m training landforms``: the shipped landform network, trained on geomorphons of many DEMs.
 
-Labels are the ten geomorphon forms (:mod:`training.geomorphons`) of the DEM itself, so any DEM can train its
-own model. The U-Net sees the steepest upward and downward slope along eight lines of sight from each
-cell (:class:`training.nets.LineOfSight`, computed inside the graph from elevation differences), never absolute
-elevation, and learns the forms from them. Chips are split by spatial blocks; the held-out
-test blocks are scored through the plugin's engine (:mod:`training.landform_eval`), which also reports the
-agreement on the 1 m lidar DEM. Run from the repository root; ``--help`` lists the knobs.
+The network (:mod:`training.geomorphon_net`) computes the geomorphon lines of sight in its graph at whatever cell
+size and search distance the run has, and learns the flatness threshold, the soft ternary and the form table's
+map from labels: the geomorphons (:mod:`training.geomorphons`, which reproduces r.geomorphon) of the training
+DEMs of :mod:`training.dems`, at search distances of 3 to 24 cells. Samples are crops, with their lines computed
+once; the loss counts only cells whose eight lines are whole, since lines cut short by an edge or a void
+are the ones the network treats differently on purpose (it continues the terrain; r.geomorphon judges what is
+left). The unseen DEMs are scored by :mod:`training.landform_eval` against GRASS ``r.geomorphon``, through the plugin's
+engine. Run from the repository root; ``--help`` lists the knobs.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import math
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import onnx
 import torch
+from torch.nn import functional as F
 
-from .data import block_split, class_weights, extract_chips
+from .borders import frame, near
+from .dems import DemEntry, entries, materialise
 from .export import export_model
-from .geomorphons import CLASSES
-from .geomorphons_io import read_dem, write_forms
-from .nets import LineOfSight, UNet
-from .receptive import MarginCheck, effective_margin
-from .train import TrainConfig, seed_everything, train
+from .geomorphon_net import GeomorphonNet
+from .geomorphons import CLASSES, geomorphons
+from .geomorphons_io import read_dem
+from .train import seed_everything
 from .workflow import command_line
 
 log = logging.getLogger(__name__)
 
-DEM = "training/datasets/srtm_bigtujunga/bigtujunga.tif"
-OUTPUT = "resources/models/landforms_unet.onnx"
+OUTPUT = "resources/models/landforms_geomorphon.onnx"
 REPORTS = "training/reports/landforms"
 
 
 @dataclass(frozen=True)
 class Recipe:
-    dem: str = DEM
-    search_radius_m: float = 300.0
-    flat_deg: float = 1.0
-    cell_m: float = 30.0
-    width: int = 16
-    depth: int = 2
-    chip: int = 64
-    stride: int = 16
-    block: int = 128
-    epochs: int = 25
-    patience: int = 8
+    max_cells: int = 24
+    default_cells: int = 10
+    scales: tuple[int, ...] = (3, 5, 8, 12, 16, 20, 24)  # search distances, in cells, the labels are made at
+    flat_deg: float = 1.0  # the labels' flatness threshold (the network starts at 2 and learns it)
+    chip: int = 48
+    crops: int = 10  # per DEM, scale and kind of crop
+    epochs: int = 20
+    lr: float = 0.02
+    settle_epochs: int = 4  # then with every cell whose lines are cut weighing the same (_loss)
+    settle_lr: float = 0.005
     seed: int = 0
     threads: int = 1
+    train: tuple[DemEntry, ...] = field(default_factory=lambda: tuple(entries("train")))
 
 
 @dataclass
-class Trained:
-    model: UNet
-    normalization: dict[str, Any]
-    blocks: dict
-    history: list
-    best_epoch: int
-    train_chips: int
-    seconds: float
-    margin: MarginCheck
+class Samples:
+    high: torch.Tensor
+    low: torch.Tensor
+    seen: torch.Tensor
+    valid: torch.Tensor
+    labels: torch.Tensor  # 0 where the loss ignores the cell
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
 
 
-def build_model(recipe: Recipe) -> UNet:
-    stem = LineOfSight(recipe.cell_m, recipe.search_radius_m, recipe.flat_deg)
-    return UNet(stem.channels, len(CLASSES), width=recipe.width, depth=recipe.depth, stem=stem)
+KINDS = ("interior", "edge", "void")
 
 
-def fit(recipe: Recipe, labels_path: Path) -> Trained:
-    """Chips, block split, class-weighted training; the model holds its best validation epoch's weights."""
-    started = time.perf_counter()
-    chips = extract_chips([(recipe.dem, labels_path)], recipe.chip, recipe.stride, block=recipe.block)
-    split = block_split(chips.origins, recipe.chip, recipe.block, (0.7, 0.15, 0.15), recipe.seed)
-    train_set, val_set = chips.subset(split.indices("train")), chips.subset(split.indices("validation"))
-    ids = [value for value, _, _ in CLASSES]
-    weights = class_weights(train_set.labels, ids, "median")
-    # Only the mean is removed: elevations stay in metres, which the line-of-sight slopes need (and the mean
-    # cancels inside the stem anyway; nodata cells become the training mean, not 0 m).
-    elevations = train_set.images[np.isfinite(train_set.images)]
-    normalization = {"method": "zscore", "mean": [round(float(elevations.mean()), 3)], "std": [1.0]}
-    config = TrainConfig(epochs=recipe.epochs, batch_size=16, lr=2e-3, seed=recipe.seed, patience=recipe.patience,
-                         cosine=True,
-                         class_weights=[min(w, 10.0) for w in weights.weights], normalization=normalization,
-                         threads=recipe.threads)
-    seed_everything(recipe.seed)
-    model = build_model(recipe)
-    result = train(model, train_set, val_set, config, "segmentation")
-    margin = effective_margin(model, margin_sample(recipe.dem, normalization), model.size_multiple,
-                              floor=int(getattr(model.stem, "pad", 0)))
-    log.info("effective margin %d px (class changes beyond it %.2g%%, probability shift %.3f)",
-             margin.margin, 100 * margin.changed, margin.max_shift)
-    return Trained(model, normalization, dict(split.blocks), result.history, result.best_epoch, len(train_set),
-                   time.perf_counter() - started, margin)
+def crops_of(dem: np.ndarray, cell: float, recipe: Recipe, net: GeomorphonNet, rng: np.random.Generator) -> list:
+    """(high, low, seen, valid, labels) of random crops of `dem` at every search distance of the recipe.
+
+    The labels are the forms of the whole DEM, kept where all eight lines are whole in it. Three kinds of crop:
+    "interior" (the lines are computed with the crop's margin, so every labelled cell sees what the labels saw),
+    "edge" (the crop alone, as if it were the raster: its edge cuts the lines of the cells near it, and they
+    must still get the form the whole DEM gives them) and "void" (an interior crop with nodata holes punched
+    in it: the cells around the holes likewise).
+    """
+    pad = recipe.max_cells + 2
+    size = recipe.chip + 2 * pad
+    rows, cols = dem.shape
+    if rows < size or cols < size:
+        raise ValueError(f"a {cols}x{rows} DEM is smaller than one {size} px training crop")
+    found = []
+    for cells in recipe.scales:
+        search = cells * cell
+        labels = geomorphons(dem, cell, search, recipe.flat_deg).astype(np.int64)
+        whole = ~near(np.isnan(dem), cells) & ~frame(dem.shape, cells + 1)
+        truth = np.where(whole, labels, 0)
+        scale = torch.tensor([cell, cell, search], dtype=torch.float32)
+        for kind in KINDS:
+            for _ in range(recipe.crops):
+                y, x = int(rng.integers(0, rows - size + 1)), int(rng.integers(0, cols - size + 1))
+                crop = dem[y:y + size, x:x + size].astype(np.float32)
+                target = truth[y:y + size, x:x + size].copy()
+                if kind != "edge":
+                    inner = np.zeros(target.shape, bool)
+                    inner[pad:-pad, pad:-pad] = True
+                    target[~inner] = 0
+                if kind == "void":
+                    for _ in range(int(rng.integers(1, 4))):
+                        h, w = (int(v) for v in rng.integers(2, max(3, cells) + 1, 2))
+                        hy, hx = (int(rng.integers(pad, size - pad - v)) for v in (h, w))
+                        crop[hy:hy + h, hx:hx + w] = np.nan
+                    target[np.isnan(crop)] = 0
+                if (target > 0).sum() < 0.1 * recipe.chip ** 2:
+                    continue
+                z = torch.from_numpy(crop)[None, None]
+                with torch.no_grad():
+                    high, low, seen = net.lines(z, scale)
+                found.append((high[0], low[0], seen[0], ~torch.isnan(z[0]), torch.from_numpy(target)))
+    return found
 
 
-def margin_sample(dem_path: str, normalization: dict[str, Any], size: int = 384) -> np.ndarray:
-    """A normalised (1, size, size) window from the middle of the DEM for :func:`effective_margin`."""
-    z = read_dem(dem_path).elevation
-    y, x = max((z.shape[0] - size) // 2, 0), max((z.shape[1] - size) // 2, 0)
-    window = z[y:y + size, x:x + size].astype(np.float32)
-    window = np.where(np.isfinite(window), window - normalization["mean"][0], 0.0)
-    return window[None].astype(np.float32)
+def gather(recipe: Recipe, net: GeomorphonNet, folder: Path) -> Samples:
+    rng = np.random.default_rng(recipe.seed)
+    found = []
+    for entry in recipe.train:
+        dem = read_dem(materialise(entry, folder))
+        started = time.perf_counter()
+        found += crops_of(dem.elevation, dem.cell_size, recipe, net, rng)
+        log.info("%s: %.0f m cells, crops in %.1f s", entry.label, dem.cell_size, time.perf_counter() - started)
+    high, low, seen, valid, labels = (torch.stack(parts) for parts in zip(*found))
+    return Samples(high, low, seen, valid, labels)
 
 
-def card(recipe: Recipe, trained: Trained, metrics: dict[str, float], command: str) -> dict[str, Any]:
+def _loss(logits: torch.Tensor, target: torch.Tensor, seen: torch.Tensor, weights: torch.Tensor,
+          settle: bool) -> torch.Tensor:
+    """Cross-entropy on the labelled cells (target -1: ignored), rare forms weighing more. Settling, only where
+    the eight lines are whole: where the edge or a void cuts them the form is uncertain, and a weighted loss
+    settles the doubt on the rare forms (a frame of ridges, 2-2.8 times their share in r.geomorphon of the whole
+    DEM on unseen DEMs); there every cell weighs the same, so the forms keep their shares."""
+    if not settle:
+        return F.cross_entropy(logits, target, weight=weights, ignore_index=-1)
+    keep = target >= 0
+    per_cell = F.cross_entropy(logits, target.clamp(min=0), reduction="none")
+    whole = (seen >= 1).all(1)
+    weight = torch.where(whole, weights[target.clamp(min=0)], torch.ones_like(per_cell)) * keep
+    return (per_cell * weight).sum() / weight.sum().clamp(min=1e-6)
+
+
+def fit(recipe: Recipe, samples: Samples, net: GeomorphonNet) -> list[dict[str, float]]:
+    """Cross-entropy on the labelled cells (:func:`_loss`): `epochs` weighted, then `settle_epochs` settling the
+    cut lines at a lower rate; returns the loss and accuracy per epoch."""
+    counts = torch.bincount(samples.labels.flatten(), minlength=11)[1:].double()
+    weights = (counts.sum() / counts.clamp(min=1)).sqrt()
+    weights = (weights / weights[counts > 0].min()).clamp(max=10.0).float()
+    optimiser = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+    history = []
+    generator = torch.Generator().manual_seed(recipe.seed)
+    for epoch in range(recipe.epochs + recipe.settle_epochs):
+        settle = epoch >= recipe.epochs
+        if epoch == recipe.epochs:
+            optimiser = torch.optim.Adam(net.parameters(), lr=recipe.settle_lr)
+        order = torch.randperm(len(samples), generator=generator)
+        total, right, cells = 0.0, 0, 0
+        for start in range(0, len(order), 16):
+            batch = order[start:start + 16]
+            logits = net.classify(samples.high[batch], samples.low[batch], samples.seen[batch],
+                                  samples.valid[batch])
+            target = samples.labels[batch] - 1  # -1: ignored
+            loss = _loss(logits, target, samples.seen[batch], weights, settle)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            keep = target >= 0
+            total += loss.item() * int(keep.sum())
+            right += int((logits.argmax(1)[keep] == target[keep]).sum())
+            cells += int(keep.sum())
+        history.append({"epoch": epoch + 1, "loss": total / max(cells, 1), "accuracy": right / max(cells, 1),
+                        "flat_deg": math.degrees(net.log_flat.exp().item())})
+        log.info("epoch %d: loss %.4f, accuracy %.4f, flatness %.3f deg", epoch + 1, history[-1]["loss"],
+                 history[-1]["accuracy"], history[-1]["flat_deg"])
+    return history
+
+
+def card(recipe: Recipe, net: GeomorphonNet, metrics: dict[str, Any], command: str, note: str = "",
+         history: Sequence[dict[str, float]] = ()) -> dict[str, Any]:
     r = recipe
+    flat = math.degrees(net.log_flat.exp().item())
     return {
         "schema": "deepstrata.card/1",
-        "name": "Landforms from DEM (geomorphon U-Net, 10 classes)",
-        "version": "2.0.0",
+        "name": "Landforms from DEM (geomorphon network, 10 classes, any scale)" + (" - fine-tuned" if note else ""),
+        "version": "3.0.0",
         "task": "segmentation",
         "description": (
-            "A U-Net trained to reproduce the ten geomorphon landforms (Jasiewicz & Stepinski 2013; search radius "
-            f"{r.search_radius_m:g} m, flatness {r.flat_deg:g} degree) on a 30 m SRTM DEM of steep mountains. It "
-            "sees only slopes along eight lines of sight (computed in the graph), never absolute elevation. Give it a "
-            "DEM in metres at about 30 m; resample finer DEMs first. Flat, shoulder and footslope were rare in "
-            "the training terrain, so gentle landscapes are its weak side (see the report)."),
+            "The ten geomorphon landforms (Jasiewicz & Stepinski 2013) at any cell size, from 1 m lidar to 1 km "
+            "grids, in any CRS. The graph computes the lines of sight at the run's search distance (default "
+            f"{r.default_cells} cells of the DEM; up to {r.max_cells} cells, coarser cells beyond) from elevation "
+            f"differences only; a learned head turns them into forms (learned flatness threshold {flat:.2f} "
+            "degrees). Nodata and the raster's edge end a line of sight; a line with no terrain at all continues "
+            "the opposite one, so edges and voids get no invented ridges or valleys. Trained on geomorphons of "
+            "seven DEM variants; judged against GRASS r.geomorphon on DEMs it never saw (see the report)."
+            + (f" {note}" if note else "")),
         "input": {
             "kind": "dem",
             "bands": [{"name": "elevation", "unit": "m", "description": "Elevation in metres"}],
             "dtype": "float32",
-            "normalization": trained.normalization,
-            "pixel_size_m": 30.0,
+            "normalization": {"method": "none"},
+            "nodata": "nan",
+            "scale": {"input": "scale", "default_cells": r.default_cells, "max_cells": r.max_cells,
+                      "min_cells": 2},
             "tile_size": 512,
-            "margin": trained.margin.margin,
-            "size_multiple": trained.model.size_multiple,
+            "margin": net.margin,
         },
         "output": {
             "activation": "softmax",
             "classes": [{"value": v, "name": n, "color": c} for v, n, c in CLASSES],
         },
         "training": {
-            "data": "SRTM 1 arc-second DEM reprojected to 30 m, Big Tujunga, San Gabriel Mountains, California "
-                    "(public domain; training/datasets/srtm_bigtujunga/PROVENANCE.txt)",
-            "labels": f"geomorphons computed by training/geomorphons.py (search {r.search_radius_m:g} m, flat "
-                      f"{r.flat_deg:g} deg); Jasiewicz, J., Stepinski, T. (2013) Geomorphons - a pattern "
-                      "recognition approach to classification and mapping of landforms. Geomorphology 182, 147-156",
-            "architecture": f"U-Net width {r.width}, depth {r.depth}, on a fixed LineOfSight stem (steepest up and "
-                            f"down slope along 8 directions out to {r.search_radius_m:g} m at {r.cell_m:g} m cells)",
-            "split": f"spatial blocks of {r.block} px: 70/15/15 train/validation/test; metrics on the test blocks",
+            "data": "; ".join(sorted({f"{d.label}: {d.relief}" for d in r.train})) +
+                    " (training/dems.py; provenance in training/datasets)",
+            "labels": f"geomorphons by training/geomorphons.py (r.geomorphon's rules; flat {r.flat_deg:g} deg, skip "
+                      f"0) at search distances of {', '.join(map(str, r.scales))} cells",
+            "architecture": "in-graph lines of sight (8 directions), soft ternary with learned flatness and "
+                            "sharpness, soft (n-, n+) table lookup (learned, started from the paper's table), "
+                            "3x3 context branch",
+            "fit": f"Adam, {r.epochs} epochs at {r.lr:g} with class-weighted cross-entropy, then {r.settle_epochs} "
+                   f"at {r.settle_lr:g} where cells whose lines the edge or a void cuts weigh the same",
+            "unseen": sorted({d.label for d in entries("unseen")}),
             "metrics": metrics,
+            "history": [{k: round(v, 4) for k, v in epoch.items()} for epoch in history],
             "seed": r.seed,
             "created_by": "training/landforms.py",
             "command": command,
@@ -150,45 +233,59 @@ def card(recipe: Recipe, trained: Trained, metrics: dict[str, float], command: s
     }
 
 
+def build(recipe: Recipe, folder: Path) -> tuple[GeomorphonNet, list[dict[str, float]]]:
+    seed_everything(recipe.seed)
+    torch.set_num_threads(recipe.threads)
+    net = GeomorphonNet(recipe.max_cells)
+    samples = gather(recipe, net, folder)
+    log.info("%d crops, %d labelled cells", len(samples), int((samples.labels > 0).sum()))
+    history = fit(recipe, samples, net)
+    return net.eval(), history
+
+
+def export(net: GeomorphonNet, recipe: Recipe, metrics: dict[str, Any], command: str, path: str | Path,
+           note: str = "", history: Sequence[dict[str, float]] = ()) -> Path:
+    return export_model(net, card(recipe, net, metrics, command, note, history), path, sizes=(64, 96),
+                        tolerance=2e-3,
+                        extras={"scale": np.array([30.0, 30.0, 300.0], np.float32)})
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training landforms", description=__doc__.splitlines()[0])
-    p.add_argument("--dem", default=DEM, help=f"training DEM in metres, metric CRS (default {DEM})")
-    p.add_argument("--lidar", default="training/datasets/minnesota_lidar/dem.tif",
-                   help="a DEM at another resolution for the agreement check ('' to skip)")
     p.add_argument("--output", default=OUTPUT, help=f"the .onnx to write (default {OUTPUT})")
-    p.add_argument("--reports", default=REPORTS, help=f"report folder (default {REPORTS})")
-    p.add_argument("--search-radius", type=float, default=Recipe.search_radius_m, help="geomorphon search, m")
+    p.add_argument("--reports", default=REPORTS, help=f"report folder (default {REPORTS}); '' for none")
     p.add_argument("--epochs", type=int, default=Recipe.epochs)
-    p.add_argument("--width", type=int, default=Recipe.width)
-    p.add_argument("--depth", type=int, default=Recipe.depth)
-    p.add_argument("--chip", type=int, default=Recipe.chip)
-    p.add_argument("--stride", type=int, default=Recipe.stride)
-    p.add_argument("--block", type=int, default=Recipe.block)
+    p.add_argument("--crops", type=int, default=Recipe.crops, help="crops per DEM and search distance")
     p.add_argument("--seed", type=int, default=Recipe.seed)
     p.add_argument("--threads", type=int, default=Recipe.threads)
+    p.add_argument("--evaluate", metavar="MODEL", help="no training: score MODEL (a landform model made by this "
+                   "command) on every DEM and rewrite the reports")
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .landform_eval import evaluate_and_report
+    from .landform_eval import evaluate
 
     argv = list(argv or [])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    recipe = Recipe(dem=args.dem, search_radius_m=args.search_radius, epochs=args.epochs, width=args.width,
-                    depth=args.depth, chip=args.chip, stride=args.stride, block=args.block, seed=args.seed,
-                    threads=args.threads)
-    torch.set_num_threads(args.threads)
+    recipe = Recipe(epochs=args.epochs, crops=args.crops, seed=args.seed, threads=args.threads)
+    command = command_line(["landforms", *argv])
+    if args.evaluate:
+        with tempfile.TemporaryDirectory(prefix="deepstrata-landforms-") as folder:
+            raw = json.loads({p.key: p.value for p in onnx.load(args.evaluate).metadata_props}["deepstrata"])
+            scored = evaluate(args.evaluate, Path(args.reports or REPORTS), Path(folder), command,
+                              raw["training"].get("history", []))
+        print(f"scored {args.evaluate}; unseen {scored}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="deepstrata-landforms-") as folder:
-        labels = Path(folder) / "geomorphons.tif"
-        write_forms(recipe.dem, labels, recipe.search_radius_m, recipe.flat_deg)
-        trained = fit(recipe, labels)
-        command = command_line(["landforms", *argv])
-        # Export first with empty metrics so the engine can score the very file that ships, then again with them.
+        net, history = build(recipe, Path(folder))
+        # Export with empty metrics so the engine scores the very graph that ships, then again with them.
         draft = Path(folder) / "draft.onnx"
-        export_model(trained.model, card(recipe, trained, {}, command), draft, sizes=(64, 128))
-        dem = read_dem(recipe.dem)
-        metrics = evaluate_and_report(draft, recipe, trained, dem, args.lidar or None, Path(args.reports), command)
-    path = export_model(trained.model, card(recipe, trained, metrics, command), args.output, sizes=(64, 128))
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); held-out {metrics}")
+        export(net, recipe, {}, command, draft)
+        metrics: dict[str, Any] = {}
+        if args.reports:
+            metrics = evaluate(draft, Path(args.reports), Path(folder), command, history)
+    path = export(net, recipe, metrics, command, args.output, history=history)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); unseen {metrics}")
     return 0

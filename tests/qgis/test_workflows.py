@@ -3,6 +3,7 @@ Tujunga SRTM DEM, also in EPSG:4326), Map geology (the Landsat 8 sample with a l
 anomalies in both), and their bad-input messages."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -109,7 +110,24 @@ def test_landforms_of_a_dem_in_epsg_4326_come_back_on_its_own_grid(ds_provider, 
     assert set(np.unique(classes[0][valid])) <= set(range(1, 11))  # nearest neighbour: no blended class ids
     assert (classes[0][valid] > 0).mean() > 0.98
     assert lower_valleys(z[0], classes[0]) >= 0.9
-    assert any("EPSG:32611" in line and "resampl" in line for line in feedback.infos)
+    # run on its own grid, with the ground cell sides at its centre: no warp into UTM and back
+    assert any(re.fullmatch(r"Scale: search distance 31\d\.\d m = 10 cells of 28\.\d x 34\.\d m\.", line)
+               for line in feedback.infos), feedback.infos
+    assert not any("resampl" in line for line in feedback.infos)
+
+
+def test_the_search_distance_sets_the_scale_and_is_said_before_the_run(ds_provider, dem, tmp_path):
+    feedback = RecordingFeedback()
+    run("classifylandforms", {"INPUT": str(dem), "OUTPUT": str(tmp_path / "wide.tif"), "SEARCH_DISTANCE": 600},
+        feedback)
+    scale = feedback.infos.index("Scale: search distance 600 m = 20 cells of 30 m.")
+    assert scale < next(i for i, line in enumerate(feedback.infos) if line.startswith("Landforms of"))
+    run("classifylandforms", {"INPUT": str(dem), "OUTPUT": str(tmp_path / "default.tif")})
+    wide, default = read(tmp_path / "wide.tif")[0][0], read(tmp_path / "default.tif")[0][0]
+    assert (wide != default).mean() > 0.1  # broader forms at 600 m than at the default 300 m
+    with pytest.raises(QgsProcessingException, match="less than 2 cells.*at least 60 m"):
+        run("classifylandforms", {"INPUT": str(dem), "OUTPUT": str(tmp_path / "short.tif"), "SEARCH_DISTANCE": 40})
+    assert not (tmp_path / "short.tif").exists()
 
 
 def test_a_tiny_dem_smaller_than_one_tile_still_gets_landforms(ds_provider, dem, tmp_path):

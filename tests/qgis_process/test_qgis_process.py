@@ -82,7 +82,7 @@ def test_run_model_without_model_uses_the_bundled_one(enabled, work):
     out = work / "landforms.tif"
     result = qgis_process("--json", "run", "deepstrata:runmodel", "--", f"INPUT={work / DEM.name}", f"OUTPUT={out}")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert any("landforms_unet.onnx" in line for line in json.loads(result.stdout)["log"]["info"])
+    assert any("landforms_geomorphon.onnx" in line for line in json.loads(result.stdout)["log"]["info"])
     ds = gdal.Open(str(out))
     forms = ds.ReadAsArray()
     assert set(np.unique(forms)) <= set(range(1, 11))  # the ten geomorphon forms

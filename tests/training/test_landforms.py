@@ -1,25 +1,20 @@
-"""The landform recipe (training/landforms.py) end to end at toy size, and the pieces it relies on: the measured
+"""Pieces the training tools rely on: the measured
 margin (training/receptive.py), the multi-scale relief stem and the report previews (training/render.py)."""
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from osgeo import gdal
 from PIL import Image
 from torch import nn
 
-from deepstrata.inference.engine.model import load_model
 from training.geomorphons import CLASSES
-from training.landforms import main
 from training.nets import RelativeRelief
 from training.receptive import effective_margin, margin_checks
 from training.render import class_rgb, edges, write_class_png
-from training.workflow import block_mask, command_line, engine_output
+from training.workflow import block_mask, command_line
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "tests" / "data" / "bigtujunga" / "bigtujunga_320x240.tif"
@@ -82,43 +77,6 @@ def test_block_mask_and_command_line():
     mask = block_mask((6, 7), blocks, 4, "test")
     assert mask[0:4, 4:7].all() and mask[4:6, 0:4].all() and mask.sum() == 12 + 8
     assert command_line(["landforms", "--dem", "a b.tif"]) == "python -m training landforms --dem 'a b.tif'"
-
-
-def test_landform_recipe_trains_exports_and_reports_through_the_engine(tmp_path):
-    dem = tmp_path / "dem.tif"
-    shutil.copy(SAMPLE, dem)
-    lidar = tmp_path / "lidar.tif"
-    gdal.Translate(str(lidar), str(SAMPLE), srcWin=[0, 0, 96, 96])
-    fine = gdal.Open(str(lidar), gdal.GA_Update)  # the same cells on a 2 m grid: a finer DEM
-    gt = fine.GetGeoTransform()
-    fine.SetGeoTransform((gt[0], 2.0, 0.0, gt[3], 0.0, -2.0))
-    fine = None
-    out, reports = tmp_path / "landforms.onnx", tmp_path / "reports"
-    args = ["--dem", str(dem), "--lidar", str(lidar), "--output", str(out), "--reports", str(reports),
-            "--epochs", "1", "--width", "4", "--depth", "2", "--chip", "32", "--stride", "32", "--block", "64",
-            "--search-radius", "150", "--threads", "1"]
-    assert main(args) == 0
-
-    model = load_model(str(out), "cpu")
-    card = model.card
-    assert card.task == "segmentation" and [c.name for c in card.output.classes][:3] == ["flat", "peak", "ridge"]
-    assert card.input.size_multiple == 4 and 0 < card.input.margin <= 64
-    import onnx
-    raw = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["deepstrata"])
-    assert raw["training"]["command"] == command_line(["landforms", *args])
-    metrics = raw["training"]["metrics"]
-    heldout = json.loads((reports / "heldout.json").read_text())
-    assert metrics["overall_accuracy"] == pytest.approx(heldout["overall_accuracy"], abs=1e-4)
-    assert heldout["test_pixels"] > 0 and sum(map(sum, heldout["confusion_matrix"])) == heldout["test_pixels"]
-    for name in ("heldout_confusion.png", "heldout_confusion.csv", "srtm_cnn.png", "lidar_cnn.png"):
-        assert (reports / name).stat().st_size > 0
-    lidar_report = json.loads((reports / "lidar.json").read_text())
-    assert lidar_report["scale_matched"]["pixels"] == 96 * 96
-    assert any("trained at 30 m" in w for w in lidar_report["native_1m"]["engine_warnings"])
-
-    classes, result = engine_output(out, dem)
-    assert classes.shape == (240, 320) and set(np.unique(classes)) <= set(range(1, 11))
-    assert result.provider == "CPUExecutionProvider"
 
 
 def test_line_of_sight_features_are_the_steepest_slopes_per_direction():
