@@ -92,3 +92,19 @@ def elevation(path: str | Path) -> np.ndarray:
     z[band.GetMaskBand().ReadAsArray() == 0] = np.nan
     ds = None
     return z
+
+
+def write_with_holes(path: str | Path, holes: np.ndarray, out: str | Path) -> str:
+    """A Float32 copy of the DEM at `path` (same grid and CRS) with the cells of `holes` made nodata (-9999)."""
+    z = elevation(path)
+    z[holes] = np.nan
+    src = gdal.Open(str(path))
+    ds = gdal.GetDriverByName("GTiff").Create(str(out), z.shape[1], z.shape[0], 1, gdal.GDT_Float32)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    src = None
+    band = ds.GetRasterBand(1)
+    band.SetNoDataValue(-9999.0)
+    band.WriteArray(np.where(np.isfinite(z), z, -9999.0).astype(np.float32))
+    ds = None
+    return str(out)

@@ -47,3 +47,32 @@ def write_class_png(classes: np.ndarray, path: str | os.PathLike[str], palette: 
     target.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb, "RGB").save(target, format="PNG", optimize=True)
     return target
+
+
+def hillshade(dem: np.ndarray, cell_x: float, cell_y: float, azimuth: float = 315.0,
+              altitude: float = 45.0) -> np.ndarray:
+    """(H, W) float in [0, 1]: the DEM lit from `azimuth` (degrees clockwise from north) at `altitude`; NaN-safe."""
+    z = np.where(np.isfinite(dem), dem, np.nanmean(dem))
+    dzdy, dzdx = np.gradient(z, cell_y, cell_x)  # rows run south
+    slope = np.arctan(np.hypot(dzdx, dzdy))
+    aspect = np.arctan2(-dzdx, dzdy)
+    az, alt = np.radians(360.0 - azimuth + 90.0), np.radians(altitude)
+    shade = np.sin(alt) * np.cos(slope) + np.cos(alt) * np.sin(slope) * np.cos(az - aspect)
+    return np.clip(shade, 0.0, 1.0)
+
+
+def write_classes_over_hillshade(classes: np.ndarray, dem: np.ndarray, cell: tuple[float, float],
+                                 path: str | os.PathLike[str], palette: Sequence[tuple[int, str, str]],
+                                 width: int = 520, opacity: float = 0.6) -> Path:
+    """A class map drawn over the DEM's hillshade, scaled to `width` px (nearest neighbour), nodata white."""
+    rgb = class_rgb(classes, palette).astype(np.float64)
+    shade = hillshade(dem, *cell)[..., None] * 255.0
+    out = opacity * rgb + (1 - opacity) * shade
+    out[classes == 0] = NODATA_RGB
+    image = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
+    height = max(1, round(image.height * width / image.width))
+    image = image.resize((width, height), Image.NEAREST)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image.save(target, format="PNG", optimize=True)
+    return target
