@@ -14,7 +14,8 @@ PLUGINS = REPO / ".build" / "plugins"
 def test_engine_and_training_are_mypy_clean() -> None:
     pytest.importorskip("mypy")
     done = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--follow-imports=silent",
-                           "--no-error-summary", "deepstrata/inference", "deepstrata/training"], cwd=PLUGINS, capture_output=True,
+                           "--no-error-summary", "deepstrata/inference", "deepstrata/training",
+                           "deepstrata/dependencies"], cwd=PLUGINS, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
 
