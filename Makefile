@@ -64,9 +64,11 @@ models: training
 abu: training
 	$(PY) -m training abu
 
-# The plugin zip: git archive honours .gitattributes export-ignore (tests, training, benchmarks, dev files).
+# The plugin zip of HEAD: git archive honours .gitattributes export-ignore (tests, training, benchmarks, dev files);
+# then tools/check_package.py fails the build on a link that leaves the zip, no LICENSE, incomplete metadata or dev files.
 package:
-	@mkdir -p dist && git archive --format=zip --prefix=deepstrata/ -o dist/deepstrata.zip HEAD && echo dist/deepstrata.zip
+	@mkdir -p dist && git archive --format=zip --prefix=deepstrata/ -o dist/deepstrata.zip HEAD
+	@$(PY_SYSTEM) tools/check_package.py dist/deepstrata.zip
 
 clean:
 	rm -rf .build dist $(VENV)

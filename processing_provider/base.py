@@ -23,6 +23,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
+from ..compat import ProcessingParameterFlag
 from ..support import PLUGIN_DIR, icon, onnxruntime_problem, tr
 
 MODELS_DIR = PLUGIN_DIR / "resources" / "models"
@@ -32,7 +33,7 @@ DEFAULT_MODEL = "landforms_geomorphon.onnx"
 # The engine's device names (deepstrata.inference.DEVICES), listed here so that the parameters can be built
 # without importing the engine, in the order users pick them (auto, then cpu); a test checks the two agree.
 DEVICES = ("auto", "cpu", "cuda", "tensorrt", "directml", "coreml", "openvino")
-ADVANCED = QgsProcessingParameterDefinition.Flag.FlagAdvanced
+ADVANCED = ProcessingParameterFlag.Advanced
 
 
 def bundled_model(name: str) -> str | None:

@@ -9,19 +9,16 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureSink,
-    QgsField,
     QgsFields,
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputString,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterVectorDestination,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from ..compat import FieldType, ProcessingSourceType, WkbType, field
 from .outputs import load_table_on_completion
 from .styling import name_on_load, style_on_load, style_vector_on_load
 from .workflow import Run, WorkflowAlgorithm
@@ -31,8 +28,8 @@ if TYPE_CHECKING:
     from ..inference.workflows.class_stats import ClassStat
     from ..inference.workflows.resample import ResampledRun
 
-STAT_FIELDS = (("value", QVariant.Int), ("class", QVariant.String), ("pixels", QVariant.LongLong),
-               ("area_m2", QVariant.Double), ("area_ha", QVariant.Double), ("percent", QVariant.Double))
+STAT_FIELDS = (("value", FieldType.Int), ("class", FieldType.QString), ("pixels", FieldType.LongLong),
+               ("area_m2", FieldType.Double), ("area_ha", FieldType.Double), ("percent", FieldType.Double))
 
 
 class ClassWorkflow(WorkflowAlgorithm):
@@ -52,11 +49,11 @@ class ClassWorkflow(WorkflowAlgorithm):
                                                          optional=True, createByDefault=False),
                  "Optional Float32 raster: the probability of the winning class.")
         self.add(QgsProcessingParameterFeatureSink(self.STATISTICS, self.tr("Class statistics"),
-                                                   QgsProcessing.SourceType.TypeVector, optional=True,
+                                                   ProcessingSourceType.Vector, optional=True,
                                                    createByDefault=True),
                  "A table (no geometry): class, pixel count, area in m² and ha, percent of the classified area.")
         self.add(QgsProcessingParameterVectorDestination(self.VECTORIZE, self.tr("Class polygons"),
-                                                         QgsProcessing.SourceType.TypeVectorPolygon,
+                                                         ProcessingSourceType.VectorPolygon,
                                                          optional=True, createByDefault=False),
                  "Optional polygons, one per connected patch of a class, with its class name and area.")
         self.addOutput(QgsProcessingOutputString(self.CLASS_STATISTICS,
@@ -113,8 +110,8 @@ class ClassWorkflow(WorkflowAlgorithm):
             return table
         fields = QgsFields()
         for name, kind in STAT_FIELDS:
-            fields.append(QgsField(name, kind))
-        sink, dest = self.parameterAsSink(parameters, self.STATISTICS, context, fields, QgsWkbTypes.Type.NoGeometry,
+            fields.append(field(name, kind))
+        sink, dest = self.parameterAsSink(parameters, self.STATISTICS, context, fields, WkbType.NoGeometry,
                                           QgsCoordinateReferenceSystem())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.STATISTICS))

@@ -6,7 +6,6 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -18,6 +17,7 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
+from ..compat import ProcessingNumberParameterType, ProcessingSourceType
 from .base import bundled_model, engine_errors
 from .styling import style_on_load, style_vector_on_load
 from .workflow import WorkflowAlgorithm, describe
@@ -83,10 +83,10 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
                                             options=[self.tr(label) for label in PRESETS.values()], defaultValue=0),
                  "For models that take Landsat 8/9 OLI bands: which product the scene is (see Map geology).")
         threshold = QgsProcessingParameterNumber(self.THRESHOLD, self.tr("Threshold (score; empty = the model's)"),
-                                                 QgsProcessingParameterNumber.Type.Double, optional=True)
+                                                 ProcessingNumberParameterType.Double, optional=True)
         self.add(threshold, "Pixels scoring at least this are anomalies. Empty: the threshold in the model card.")
         self.add(QgsProcessingParameterNumber(self.MIN_AREA, self.tr("Minimum anomaly area (m²)"),
-                                              QgsProcessingParameterNumber.Type.Double, defaultValue=0.0,
+                                              ProcessingNumberParameterType.Double, defaultValue=0.0,
                                               minValue=0.0),
                  "Anomaly polygons smaller than this are dropped.")
         self.add_search_distance("for terrain anomaly models, the size of the neighbourhood an anomaly stands "
@@ -98,7 +98,7 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
                                                          createByDefault=True),
                  "Byte raster: 1 where the score reaches the threshold, 0 elsewhere, 255 nodata.")
         self.add(QgsProcessingParameterVectorDestination(self.OUTPUT_POLYGONS, self.tr("Anomaly polygons"),
-                                                         QgsProcessing.SourceType.TypeVectorPolygon, optional=True,
+                                                         ProcessingSourceType.VectorPolygon, optional=True,
                                                          createByDefault=False),
                  "Optional patches of anomalous pixels with area_m2, pixels, peak_score and mean_score; from a terrain "
                  "model also relief (depression or rise) and mean_residual (metres).")

@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
 )
 
+from ..compat import ProcessingFileParameterBehavior
 from .base import DeepStrataAlgorithm, FeedbackAdapter, default_model, engine_errors
 
 
@@ -52,7 +53,7 @@ class ModelInfoAlgorithm(DeepStrataAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
         model = QgsProcessingParameterFile(self.MODEL, self.tr("ONNX model"),
-                                           behavior=QgsProcessingParameterFile.Behavior.File, extension="onnx",
+                                           behavior=ProcessingFileParameterBehavior.File, extension="onnx",
                                            defaultValue=default_model())
         model.setHelp(self.tr("A .onnx file with a DeepStrata model card (or Deepness metadata)."))
         self.addParameter(model)

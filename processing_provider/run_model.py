@@ -17,6 +17,7 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
+from ..compat import ProcessingFileParameterBehavior, ProcessingNumberParameterType
 from .base import (DEVICES, DeepStrataAlgorithm, FeedbackAdapter, default_model, engine_errors, load_reported,
                    report_run)
 from .outputs import resolve_outputs
@@ -87,7 +88,7 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
                   "A raster layer read from a file by GDAL (GeoTIFF, VRT, ...).")
         # Optional, falling back to the bundled model: qgis_process (3.22) ignores the default of a required file.
         model = QgsProcessingParameterFile(self.MODEL, self.tr("ONNX model"),
-                                           behavior=QgsProcessingParameterFile.Behavior.File, extension="onnx",
+                                           behavior=ProcessingFileParameterBehavior.File, extension="onnx",
                                            defaultValue=default_model(), optional=True)
         self.add(model, "A .onnx file with a DeepStrata model card (or Deepness metadata). Empty: the model "
                          "bundled with the plugin (landforms from a 30 m DEM).")
@@ -107,7 +108,7 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
                  "How many tiles are sent to the model at once."),
                 (self.OVERLAP, "Tile overlap (pixels, 0 = from the model card)",
                  "Pixels shared by neighbouring tiles, blended smoothly; at least twice the card's margin.")):
-            number = QgsProcessingParameterNumber(key, self.tr(label), QgsProcessingParameterNumber.Type.Integer,
+            number = QgsProcessingParameterNumber(key, self.tr(label), ProcessingNumberParameterType.Integer,
                                                   optional=True, minValue=0)
             self.add(number, help_text, advanced=True)
         self.add(QgsProcessingParameterEnum(self.RESOLUTION, self.tr("Pixel size to run at"),
@@ -127,13 +128,13 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
                  "';'. Empty: channel_0, channel_1, ...", advanced=True)
         threshold = QgsProcessingParameterNumber(self.THRESHOLD, self.tr("Class probability threshold (empty: the "
                                                                          "model's)"),
-                                                 QgsProcessingParameterNumber.Type.Double, optional=True,
+                                                 ProcessingNumberParameterType.Double, optional=True,
                                                  minValue=0.0, maxValue=1.0)
         self.add(threshold, "Probabilities below it do not count: where no class reaches it, the first class wins.",
                  advanced=True)
         self.add(QgsProcessingParameterNumber(self.SMOOTHING, self.tr("Median filter over classes (pixels, odd; "
                                                                       "empty: the model's)"),
-                                              QgsProcessingParameterNumber.Type.Integer, optional=True, minValue=1),
+                                              ProcessingNumberParameterType.Integer, optional=True, minValue=1),
                  "A median filter of this size over the class map removes small segments (Deepness's 'remove "
                  "small segments'); 1 turns it off.", advanced=True)
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Model output")),

@@ -21,6 +21,7 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
+from ..compat import ProcessingFileParameterBehavior, ProcessingNumberParameterType
 from .base import DEVICES, DeepStrataAlgorithm, FeedbackAdapter, bundled_model, load_reported, report_run
 from .outputs import Outputs, resolve_outputs
 
@@ -74,7 +75,7 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
     def add_search_distance(self, what: str) -> None:
         """The terrain models' scale: a search distance in metres (empty: the model's default in cells)."""
         self.add(QgsProcessingParameterNumber(self.SEARCH, self.tr("Search distance (m; empty = adapts to the DEM)"),
-                                              QgsProcessingParameterNumber.Type.Double, optional=True,
+                                              ProcessingNumberParameterType.Double, optional=True,
                                               minValue=0.0),
                  f"How far the model looks from each cell, in metres: {what} Empty: a fixed number of the DEM's "
                  "cells (10 for the bundled models), so it adapts to the pixel size; the log says the distance in "
@@ -90,7 +91,7 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
         self.add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster layer")), input_help)
         # Empty by default: the bundled model is resolved at run time (no machine path in dialogs or models).
         model = QgsProcessingParameterFile(self.MODEL, self.tr("Model (empty: the bundled one)"),
-                                           behavior=QgsProcessingParameterFile.Behavior.File, extension="onnx",
+                                           behavior=ProcessingFileParameterBehavior.File, extension="onnx",
                                            optional=True)
         self.add(model, self.MODEL_HELP)
         self.add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(DEVICES), defaultValue=0),

@@ -9,11 +9,7 @@ from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QObject, QTimer
 from qgis.PyQt.QtWidgets import QLabel
 
-try:  # Qt6: QAction lives in QtGui
-    from qgis.PyQt.QtGui import QAction
-except ImportError:  # Qt5
-    from qgis.PyQt.QtWidgets import QAction
-
+from ..compat import QAction
 from ..support import icon, tr
 from .device import DeviceSummary, device_summary
 from .fit import ANOMALIES, GEOLOGY, LANDFORMS, LayerFacts, title, workflow_fit
