@@ -101,6 +101,10 @@ def metadata_problems(text: str, files: set[str]) -> list[str]:
         return ["metadata.txt has no [general] section"]
     meta = {k: v.strip() for k, v in parser.items("general")}
     problems = [f"metadata.txt: required field {key} is missing or empty" for key in REQUIRED if not meta.get(key)]
+    # QGIS's plugin manager reads metadata.txt with ConfigParser's default interpolation: a lone % breaks it.
+    for key, value in meta.items():
+        if "%" in value.replace("%%", ""):
+            problems.append(f"metadata.txt: {key} has a '%' (write '%%' or 'percent'; QGIS cannot read a lone '%')")
     name = meta.get("name", "")
     if "plugin" in name.lower():
         problems.append(f"metadata.txt: name={name!r} repeats 'plugin' (the repository asks not to)")

@@ -154,6 +154,7 @@ def _metadata(old: str, new: str) -> dict[str, str]:
     (_metadata("email=dev@example.org", "email=dev"), "email='dev' is not an e-mail address"),
     (_metadata("experimental=True", "experimental=maybe"), "experimental='maybe' is not True or False"),
     (_metadata("icon=resources/icons/deepstrata.svg", "icon=icon.png"), "icon='icon.png' is not in the zip"),
+    (_metadata("about=Runs models.", "about=Flags 0.05 % of cells."), "about has a '%'"),
     (variant({"metadata.txt": "name=DeepStrata\n"}), "metadata.txt does not parse"),
     (variant({"metadata.txt": None}), "deepstrata/metadata.txt is missing"),
 ])
