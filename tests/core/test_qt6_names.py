@@ -10,14 +10,12 @@ from __future__ import annotations
 import ast
 import re
 import textwrap
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-NOT_SHIPPED = ("tests/", "training/", "benchmarks/", "tools/")
+from ds_testing.shipped import REPO, shipped_files
+
 COMPAT = "compat.py"
 QT_MODULES = re.compile(r"^(qgis\.PyQt|PyQt[56]|PySide\d?)(\.|$)")
 QGIS_MODULES = re.compile(r"^qgis\.(core|gui|analysis|_core|_gui)$")
-SCOPED = "scoped Qgis enum"
 
 # (regular expression matched against a whole dotted name, replacement)
 FORBIDDEN_ATTRIBUTES = (
@@ -59,24 +57,6 @@ FORBIDDEN_IMPORTS = {
     "QMouseEventTransition": "an event filter",
 }
 MOVED_TO_QTGUI = {"QAction", "QActionGroup", "QShortcut", "QUndoCommand", "QUndoStack", "QFileSystemModel"}
-
-
-def shipped_files() -> list[Path]:
-    """The plugin's Python files: all but the folders the zip leaves out (.gitattributes export-ignore)."""
-    ignored = list(NOT_SHIPPED)
-    attributes = REPO / ".gitattributes"
-    if attributes.exists():
-        ignored += [line.split()[0] for line in attributes.read_text().splitlines()
-                    if line.strip() and not line.startswith("#") and "export-ignore" in line.split()[1:]]
-    files = []
-    for path in sorted(REPO.rglob("*.py")):
-        relative = path.relative_to(REPO).as_posix()
-        if any(part.startswith(".") or part == "__pycache__" for part in path.relative_to(REPO).parts):
-            continue
-        if any(relative.startswith(prefix) if prefix.endswith("/") else relative == prefix for prefix in ignored):
-            continue
-        files.append(path)
-    return files
 
 
 def _dotted(node: ast.AST) -> str | None:
