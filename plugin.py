@@ -5,6 +5,8 @@ import logging
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 
+from .support import add_dependencies_to_path, onnxruntime_problem
+
 LOG_TAG = "DeepStrata"
 _LEVELS = ((logging.ERROR, Qgis.MessageLevel.Critical), (logging.WARNING, Qgis.MessageLevel.Warning))
 
@@ -27,12 +29,14 @@ class DeepStrataPlugin:
         self.iface = iface
         self.provider = None
         self.toolbar = None
+        self.install_offer = None
         self._log_handler: MessageLogHandler | None = None
         self._old_log_level = logging.NOTSET
 
     # ------------------------------------------------------------------ Processing
     def initProcessing(self) -> None:  # noqa: N802 (QGIS API)
         self._install_log_handler()
+        add_dependencies_to_path()  # packages DeepStrata's installer put in this profile's private folder
         if self.provider is not None:
             return
         from .processing_provider.provider import DeepStrataProvider
@@ -48,8 +52,16 @@ class DeepStrataPlugin:
             from .ui.toolbar import DeepStrataToolbar
 
             self.toolbar = DeepStrataToolbar(self.iface)
+        problem = onnxruntime_problem()
+        if problem and self.install_offer is None and self.iface is not None:
+            from .ui.installer import InstallOffer
+
+            self.install_offer = InstallOffer(self.iface, problem)
 
     def unload(self) -> None:
+        if self.install_offer is not None:
+            self.install_offer.remove()
+            self.install_offer = None
         if self.toolbar is not None:
             self.toolbar.unload()
             self.toolbar = None

@@ -7,9 +7,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from .errors import NoPythonError
 from .pip import Plan, constraints_text, loaded_distributions, manual_command, prune
 from .platforms import Choice, Facts, Gpu, onnxruntime_package, probe_gpu, python_executable, target_folder
-from .requirements import ONNXRUNTIME, REQUIREMENTS, Requirement, Status, check_all, needing_install
+from . import requirements as _requirements
+from .requirements import ONNXRUNTIME, Requirement, Status, check_all, needing_install
 from .runner import run_pip
 
 
@@ -60,15 +62,16 @@ class Setup:
 
 
 def prepare(profile_dir: str, mode: str = "auto", wheels: str | None = None,
-            requirements: tuple[Requirement, ...] = REQUIREMENTS, include_optional: bool = True,
+            requirements: tuple[Requirement, ...] | None = None, include_optional: bool = True,
             facts: Facts | None = None, gpu: Gpu | None = None, pins: Mapping[str, str] | None = None,
             importer: Callable[[str], object] = importlib.import_module,
-            exists: Callable[[str], bool] = os.path.isfile) -> Setup:
-    """Decide what to install and how (runs nvidia-smi; raises NoPythonError when no Python is found)."""
+            exists: Callable[[str], bool] = os.path.isfile, target: str | None = None) -> Setup:
+    """Decide what to install and how (runs nvidia-smi; raises NoPythonError when no Python is found).
+    `target` replaces the profile's private folder."""
     facts = facts or Facts.here()
-    target = target_folder(profile_dir, facts.version, facts.system)
+    target = target or target_folder(profile_dir, facts.version, facts.system)
     add_to_path(target)
-    statuses = check_all(requirements, importer)
+    statuses = check_all(requirements or _requirements.REQUIREMENTS, importer)
     gpu = gpu if gpu is not None else probe_gpu(facts.system)
     choice = onnxruntime_package(gpu, mode)
     pins = dict(loaded_distributions() if pins is None else pins)
@@ -82,6 +85,21 @@ def prepare(profile_dir: str, mode: str = "auto", wheels: str | None = None,
     if any(s.state == "broken" for s in missing):
         notes.append("A broken copy was already imported: restart QGIS after installing.")
     return Setup(statuses, gpu, choice, plan, pins, notes)
+
+
+def manual_plan(profile_dir: str, package: str = "onnxruntime", facts: Facts | None = None,
+                pins: Mapping[str, str] | None = None, exists: Callable[[str], bool] = os.path.isfile) -> Plan:
+    """The command a user can type (no constraints file: numpy pinned on the command line), without probing
+    the GPU; 'python3' when no Python is found beside QGIS."""
+    facts = facts or Facts.here()
+    pins = loaded_distributions(["numpy"]) if pins is None else pins
+    try:
+        python = python_executable(facts, exists)
+    except NoPythonError:
+        python = "python3" if facts.system != "Windows" else "python"
+    packages = (ONNXRUNTIME.spec(package),) + tuple(f"{k}=={v}" for k, v in sorted(pins.items()))
+    return Plan(python, target_folder(profile_dir, facts.version, facts.system), "", packages,
+                system=facts.system, python_version=f"{facts.version[0]}.{facts.version[1]}")
 
 
 @dataclass
@@ -126,4 +144,4 @@ def install(setup: Setup, on_line: Callable[[str], None] = lambda line: None,
                   restart or any(not s.ok for s in after if s.requirement.name in wanted))
 
 
-__all__ = ["Setup", "Result", "prepare", "install", "add_to_path", "manual_command"]
+__all__ = ["Setup", "Result", "prepare", "install", "add_to_path", "manual_command", "manual_plan"]

@@ -57,7 +57,7 @@ class Plan:
 
     def command(self) -> list[str]:
         cmd = [self.python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--upgrade",
-               "--target", self.target, "--constraint", self.constraints]
+               "--target", self.target] + (["--constraint", self.constraints] if self.constraints else [])
         if self.wheels:
             cmd += ["--no-index", "--find-links", self.wheels]
         return cmd + list(self.packages)

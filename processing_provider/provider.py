@@ -5,6 +5,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..support import ICONS_DIR, icon, onnxruntime_problem, tr
+from .check_dependencies import CheckDependenciesAlgorithm
 from .classify_landforms import ClassifyLandformsAlgorithm
 from .detect_anomalies import DetectAnomaliesAlgorithm
 from .map_geology import MapGeologyAlgorithm
@@ -12,7 +13,7 @@ from .model_info import ModelInfoAlgorithm
 from .run_model import RunModelAlgorithm
 
 ALGORITHMS = (ClassifyLandformsAlgorithm, MapGeologyAlgorithm, DetectAnomaliesAlgorithm, RunModelAlgorithm,
-              ModelInfoAlgorithm)
+              ModelInfoAlgorithm, CheckDependenciesAlgorithm)
 
 
 class DeepStrataProvider(QgsProcessingProvider):

@@ -189,3 +189,28 @@ def test_prune_removes_only_pinned_distributions(tmp_path):
     assert prune(tmp_path, ["NumPy"]) == ["numpy"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "onnx", "onnx-1.23.2.dist-info"]
     assert [p.name for p in (tmp_path / "bin").iterdir()] == ["check-model"]
+
+
+def test_manual_plan_is_what_a_user_types():
+    """The hint's command: this platform's Python, the private folder, numpy pinned inline, no constraints file."""
+    from deepstrata.dependencies import manual_plan
+
+    plan = manual_plan("/home/a/profiles/default", facts=DEBIAN, pins={"numpy": "1.24.2"},
+                       exists=lambda p: p == "/usr/bin/python3.11")
+    assert plan.shell_command() == (
+        "/usr/bin/python3.11 -m pip install --disable-pip-version-check --no-input --upgrade --target "
+        "/home/a/profiles/default/python/deepstrata-deps/py3.11 'onnxruntime>=1.17' numpy==1.24.2")
+    windows = manual_plan(r"C:\Users\a\profiles\default", facts=STANDALONE, pins={},
+                          exists=lambda p: p.endswith("python.exe"))
+    assert windows.command()[0] == r"C:\Program Files\QGIS 3.40.5\apps\Python312\python.exe"
+    assert manual_plan("/p", facts=DEBIAN, pins={}, exists=lambda p: False).python == "python3"
+
+
+def test_core_imports_no_qgis():
+    import re
+    from pathlib import Path
+
+    import deepstrata.dependencies as deps
+
+    pattern = re.compile(r"^\s*(from|import)\s+(qgis|PyQt5|PyQt6)\b", re.MULTILINE)
+    assert [p.name for p in Path(deps.__file__).parent.glob("*.py") if pattern.search(p.read_text())] == []

@@ -2,12 +2,9 @@
 wheels built here, failures and cancel. The Python running the tests stands for QGIS's."""
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy
@@ -18,6 +15,7 @@ from deepstrata.dependencies.pip import Plan
 from deepstrata.dependencies.platforms import Facts, Gpu
 from deepstrata.dependencies.requirements import ONNX, Requirement
 from deepstrata.dependencies.runner import run_pip
+from ds_testing.wheels import wheel
 
 PINS = {"numpy": numpy.__version__}
 
@@ -63,31 +61,11 @@ def test_real_install_from_pypi(tmp_path):
     assert onnx_file.startswith(str(target)) and not numpy_file.startswith(str(target))
 
 
-def _wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
-    """A pure-Python wheel built by hand (no network, no build backend)."""
-    info = f"{name}-{version}.dist-info"
-    files = {f"{name}/__init__.py": f"VALUE = {name!r}\n__version__ = {version!r}\n",
-             f"{info}/METADATA": "Metadata-Version: 2.1\nName: " + name + "\nVersion: " + version + "\n"
-             + "".join(f"Requires-Dist: {r}\n" for r in requires),
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: deepstrata-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-             f"{info}/top_level.txt": name + "\n"}
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
-    return wheel
-
-
 def test_offline_install_from_a_folder_of_wheels(tmp_path):
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    _wheel(wheels, "dstiny", "0.2", ("dstinydep>=1",))
-    _wheel(wheels, "dstinydep", "1.0")
+    wheel(wheels, "dstiny", "0.2", ("dstinydep>=1",))
+    wheel(wheels, "dstinydep", "1.0")
     tiny = Requirement("dstiny", "dstiny", "0.1", "test package")
     setup = prepare(str(tmp_path / "profile"), wheels=str(wheels), requirements=(tiny,), pins={"dstinydep": "1.0"},
                     gpu=Gpu(None), importer=missing("dstiny"))
