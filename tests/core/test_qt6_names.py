@@ -110,6 +110,8 @@ def findings(source: str, name: str = "<source>", exempt: bool = False) -> list[
         for pattern, use in FORBIDDEN_ATTRIBUTES:
             if re.fullmatch(pattern, dotted):
                 report(node, dotted, use)
+        if node.attr in FORBIDDEN_IMPORTS:  # QtCore.QRegExp
+            report(node, dotted, FORBIDDEN_IMPORTS[node.attr])
         parent = parents.get(node)
         root = dotted.split(".")[0]
         unscoped = (dotted.count(".") == 1 and re.match(r"^[A-Z]", node.attr) and not node.attr.isupper()
@@ -151,13 +153,15 @@ def test_the_scan_finds_each_kind_of_forbidden_name() -> None:
         insert = QgsFeatureSink.FastInsert
         dialog.exec_()
         button = Qt.MidButton
+        from qgis.PyQt import QtCore
+        pattern = QtCore.QRegExp("x")
     """)
     found = "\n".join(findings(source))
     for name in ("import sip", "from PyQt5.QtCore import", "QVariant.Int", "QgsProcessingParameterDefinition.Flag",
                  "QgsProcessingParameterDefinition.FlagAdvanced", "QgsProcessing.TypeVectorPolygon",
                  "QgsWkbTypes.Type", "Qgis.Critical", "Qt.AlignLeft", "QSizePolicy.Expanding",
                  "QgsFeatureSink.FastInsert", "dialog.exec_", "Qt.MidButton", "QRegExp", "QDesktopWidget",
-                 "QAction from QtWidgets"):
+                 "QAction from QtWidgets", "QtCore.QRegExp"):
         assert f": {name} -> " in found, (name, found)
     assert "Qt.MidButton -> Qt.MouseButton.MiddleButton" in found
 
