@@ -123,7 +123,8 @@ def write_confusion_csv(cm: np.ndarray, names: Sequence[str], path: PathLike) ->
     with open(target, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["true \\ predicted", *names])
-        for name, row in zip(names, np.asarray(cm, dtype=np.int64)):
+        rows: np.ndarray = np.asarray(cm, dtype=np.int64)
+        for name, row in zip(names, rows):
             writer.writerow([name, *(int(v) for v in row)])
     return target
 

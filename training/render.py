@@ -71,7 +71,7 @@ def write_classes_over_hillshade(classes: np.ndarray, dem: np.ndarray, cell: tup
     out[classes == 0] = NODATA_RGB
     image = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
     height = max(1, round(image.height * width / image.width))
-    image = image.resize((width, height), Image.NEAREST)
+    image = image.resize((width, height), Image.Resampling.NEAREST)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     image.save(target, format="PNG", optimize=True)

@@ -115,7 +115,7 @@ def _path(goal: Goal, name: str, data: str) -> str:
 def fill_invalid(image: np.ndarray, iterations: int = 64) -> np.ndarray:
     """(C, H, W) with NaN replaced by the mean of valid 3x3 neighbours, grown inwards (edges of a raster), then
     by the band mean for anything left."""
-    out = image.astype(np.float32).copy()
+    out: np.ndarray = image.astype(np.float32).copy()
     for _ in range(iterations):
         bad = ~np.isfinite(out)
         if not bad.any():

@@ -303,7 +303,7 @@ def input_rescaling(scale: Sequence[float] | None, offset: Sequence[float] | Non
     if scale is None and offset is None:
         return None
     need = len(card.input.bands)
-    arrays = []
+    arrays: list[np.ndarray] = []
     for name, values, default in (("input scale", scale, 1.0), ("input offset", offset, 0.0)):
         if values is None:
             arrays.append(np.full(need, default, dtype=np.float32))

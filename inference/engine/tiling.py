@@ -38,7 +38,7 @@ def axis_weights(size: int, margin: int, ramp: int, low_edge: bool, high_edge: b
     zero weight on its `margin` unreliable pixels, then a linear ramp of `ramp` pixels up to 1.
     """
     d = np.arange(size, dtype=np.float64)
-    w = np.ones(size)
+    w: np.ndarray = np.ones(size)
     if not low_edge:
         w = np.minimum(w, np.clip((d - margin + 1) / (ramp + 1), 0.0, 1.0))
     if not high_edge:

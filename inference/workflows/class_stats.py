@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, cast
 
 import numpy as np
 from osgeo import gdal, ogr, osr
@@ -98,7 +98,7 @@ def _accumulate(values: np.ndarray, weights: np.ndarray | None, counts: dict[int
     else:
         keys, inverse, n = np.unique(values, return_inverse=True, return_counts=True)
         area = np.bincount(inverse, weights=weights) if weights is not None else None
-    for i, key in enumerate(keys.tolist()):
+    for i, key in enumerate(cast(list[int], keys.tolist())):
         counts[key] = counts.get(key, 0) + int(n[i])
         if area is not None:
             areas[key] = areas.get(key, 0.0) + float(area[i])

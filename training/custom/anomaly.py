@@ -17,7 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import numpy as np
 
@@ -49,7 +49,9 @@ def _truth(scene: Scene, labels: Optional[str], field: Optional[str]) -> Optiona
 def _block_counts(valid: np.ndarray, block: int, index: int) -> dict[tuple[int, int, int], int]:
     rows, cols = np.nonzero(valid)
     keys, n = np.unique(np.stack([cols // block, rows // block], axis=1), axis=0, return_counts=True)
-    return {(index, int(c), int(r)): int(k) for (c, r), k in zip(keys.tolist(), n.tolist()) if k >= MIN_BLOCK_PIXELS}
+    return {(index, int(c), int(r)): int(k)
+            for (c, r), k in zip(cast(list[list[int]], keys.tolist()), cast(list[int], n.tolist()))
+            if k >= MIN_BLOCK_PIXELS}
 
 
 def _mask(shape: tuple[int, int], blocks: Sequence[tuple[int, int, int]], block: int, index: int) -> np.ndarray:

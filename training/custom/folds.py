@@ -9,7 +9,7 @@ Chips lie wholly inside one block (laid per block every ``stride`` px), so no ch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, cast
 
 import numpy as np
 
@@ -26,7 +26,7 @@ def block_pixels(dataset: Dataset, block: int) -> dict[BlockKey, int]:
     for index in range(len(dataset.scenes)):
         rows, cols = np.nonzero(dataset.labelled(index))
         keys, n = np.unique(np.stack([cols // block, rows // block], axis=1), axis=0, return_counts=True)
-        for (col, row), c in zip(keys.tolist(), n.tolist()):
+        for (col, row), c in zip(cast(list[list[int]], keys.tolist()), cast(list[int], n.tolist())):
             counts[(index, int(col), int(row))] = int(c)
     return counts
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import numpy as np
 
@@ -33,7 +33,7 @@ def compare(net: Sequence[float], base: Sequence[float], higher_is_better: bool)
     diff = np.asarray(net, dtype=np.float64) - np.asarray(base, dtype=np.float64)
     better = diff > 0 if higher_is_better else diff < 0
     worse = diff < 0 if higher_is_better else diff > 0
-    p, why = wilcoxon(diff.tolist())
+    p, why = wilcoxon(cast(list[float], diff.tolist()))
     out: dict[str, Any] = {"pairs": int(diff.size), "network_better": int(better.sum()), "baseline_better": int(worse.sum()),
            "ties": int(diff.size - better.sum() - worse.sum()), "mean_difference": float(diff.mean()),
            "sign_test_p": sign_test(int(better.sum()), int(worse.sum())), "wilcoxon_p": p}

@@ -7,7 +7,7 @@ and is listed in ``missing``. Band statistics ignore invalid pixels (NaN in the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def class_weights(labels: np.ndarray, class_ids: Sequence[int], method: str = "m
     else:
         raise DataError(f"class weight method is 'inverse' or 'median', not {method!r}.")
     missing = [int(c) for c, p in zip(class_ids, present) if not p]
-    return ClassWeights(weights.tolist(), counts.astype(np.int64).tolist(), missing)
+    return ClassWeights(cast(list[float], weights.tolist()), cast(list[int], counts.astype(np.int64).tolist()), missing)
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,8 @@ def normalise(images: np.ndarray, normalization: dict[str, Any]) -> np.ndarray:
     Any method the card allows (zscore, minmax, scale, none), so training and inference cannot drift apart.
     """
     norm = parse_normalization(normalization, images.shape[1])
-    out = np.array(images, dtype=np.float32, copy=True)
-    valid = np.isfinite(out).all(axis=1)
+    out: np.ndarray = np.array(images, dtype=np.float32, copy=True)
+    valid: np.ndarray = np.isfinite(out).all(axis=1)
     for chip, ok in zip(out, valid):
         normalize(chip, ok, norm)
     return out
