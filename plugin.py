@@ -56,7 +56,14 @@ class DeepStrataPlugin:
         if problem and self.install_offer is None and self.iface is not None:
             from .ui.installer import InstallOffer
 
-            self.install_offer = InstallOffer(self.iface, problem)
+            self.install_offer = InstallOffer(self.iface, problem, self._installed)
+
+    def _installed(self) -> None:
+        """After the installer succeeded without needing a restart: the toolbar probes the device again."""
+        if self.toolbar is not None:
+            self.toolbar.device = None
+            self.toolbar.update_device()
+            self.toolbar.refresh()
 
     def unload(self) -> None:
         if self.install_offer is not None:

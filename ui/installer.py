@@ -3,6 +3,7 @@ what will be installed, where and with which command, then runs it with a live l
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 from qgis.core import Qgis
 from qgis.PyQt.QtCore import QThread, pyqtSignal
@@ -153,8 +154,9 @@ def _selectable():
 class InstallOffer:
     """The message-bar item shown at start-up while onnxruntime is missing or too old."""
 
-    def __init__(self, iface, problem: str) -> None:
+    def __init__(self, iface, problem: str, on_installed: Callable[[], None] = lambda: None) -> None:
         self.iface = iface
+        self.on_installed = on_installed
         bar = iface.messageBar()
         self.item = bar.createMessage(tr("DeepStrata"), tr("onnxruntime is missing or too old: models cannot run."))
         button = QPushButton(tr("Install..."))
@@ -173,6 +175,7 @@ class InstallOffer:
 
     def _after(self, *args) -> None:
         if self.dialog is not None and self.dialog.outcome is not None and not self.dialog.outcome.restart_needed:
+            self.on_installed()
             self.remove()
 
     def remove(self) -> None:

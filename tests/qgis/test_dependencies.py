@@ -95,14 +95,25 @@ def test_dialog_installs_with_log_and_progress(qgis_iface, tiny_missing, tmp_pat
     dialog.close()
 
 
-def test_message_bar_offer(qgis_iface, monkeypatch):
-    from deepstrata.ui.installer import InstallOffer
+def test_message_bar_offer_installs_then_goes(qgis_iface, tiny_missing, tmp_path, monkeypatch):
+    from deepstrata.ui import installer
 
-    offer = InstallOffer(qgis_iface, "onnxruntime is not installed")
+    monkeypatch.setattr(installer, "dependencies_target", lambda: str(tmp_path / "offer-target"))
+    installed = []
+    offer = installer.InstallOffer(qgis_iface, "onnxruntime is not installed", lambda: installed.append(True))
     assert offer.button.text() == "Install..."
-    dialog = offer.open_dialog()
+    offer.button.click()
+    dialog = offer.dialog
     assert dialog.isVisible()
-    dialog.close()
+    dialog.wheels.setText(str(tiny_missing))
+    dialog.refresh()
+    dialog.install_button.click()
+    for _ in range(600):
+        if dialog.worker is None:
+            break
+        QTest.qWait(100)
+    dialog.cancel_button.click()  # "Close" once done
+    assert installed == [True] and not dialog.isVisible()
     offer.remove()
 
 

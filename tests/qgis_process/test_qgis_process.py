@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 WRAPPER = REPO / "tools" / "qgis_process"
 BINARY = Path("/usr/bin/qgis_process.bin")
 DEM = REPO / "tests" / "data" / "bigtujunga" / "bigtujunga_320x240.tif"
-INSTALL = "pip install onnxruntime"
+INSTALL = "Check and install dependencies"  # the installer; then the manual pip command
 
 pytestmark = pytest.mark.skipif(not BINARY.exists(), reason=f"{BINARY} (QGIS's qgis_process) is not installed")
 
@@ -56,6 +57,7 @@ def test_list_shows_the_algorithms(enabled):
     listing = qgis_process("list").stdout
     assert "deepstrata:runmodel\tRun ONNX model on raster" in listing
     assert "deepstrata:modelinfo\tModel info" in listing
+    assert "deepstrata:dependencies\tCheck and install dependencies" in listing
 
 
 def test_run_model_json(enabled, work):
@@ -125,3 +127,12 @@ def test_without_onnxruntime(enabled, work, tmp_path):
     assert INSTALL in result.stdout + result.stderr
     assert "simulated: onnxruntime is not installed" in result.stdout + result.stderr
     assert not out.exists()
+    assert "-m pip install" in result.stdout + result.stderr
+
+    report = qgis_process("--json", "run", "deepstrata:dependencies", env=env)
+    assert report.returncode == 0, report.stdout + report.stderr
+    results = json.loads(report.stdout)["results"]
+    assert "onnxruntime: installed but does not import (simulated" in results["REPORT"]
+    assert results["READY"] is False and "--target" in results["COMMAND"]
+    version = f"py{sys.version_info[0]}.{sys.version_info[1]}"  # the Python of this QGIS
+    assert results["TARGET"].endswith(os.path.join("python", "deepstrata-deps", version))
