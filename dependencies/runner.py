@@ -40,7 +40,8 @@ def run_pip(plan: Plan, on_line: Callable[[str], None] = lambda line: None,
     os.makedirs(plan.target, exist_ok=True)
     try:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   encoding="utf-8", errors="replace", env=env, stdin=subprocess.DEVNULL)
+                                   encoding="utf-8", errors="replace", env=env, stdin=subprocess.DEVNULL,
+                                   creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))  # no console on Windows
     except OSError as exc:
         raise InstallFailed(f"Could not start {plan.python}: {exc}.\n{manual_command(plan)}", "no_python",
                             plan.shell_command()) from exc
