@@ -129,3 +129,22 @@ def test_plugin_offers_the_installer_when_onnxruntime_is_missing(qgis_iface, mon
     finally:
         plugin.unload()
     assert plugin.install_offer is None
+
+
+def test_dialog_cancel_stops_pip(qgis_iface, tiny_missing, tmp_path, monkeypatch):
+    from deepstrata.ui import installer
+
+    monkeypatch.setattr(installer, "dependencies_target", lambda: str(tmp_path / "cancel-target"))
+    dialog = installer.InstallerDialog()
+    dialog.wheels.setText(str(tiny_missing))
+    dialog.refresh()
+    dialog.start()
+    dialog.cancel_button.click()  # while pip starts
+    for _ in range(300):
+        if dialog.worker is None:
+            break
+        QTest.qWait(100)
+    assert dialog.summary.text().startswith("Installation cancelled") and dialog.install_button.isEnabled()
+    assert "Cancelling..." in dialog.log.toPlainText() and dialog.outcome is None
+    assert not (tmp_path / "cancel-target" / "dstiny").exists()
+    dialog.close()
