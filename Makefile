@@ -9,23 +9,30 @@ export QGIS_PLUGINPATH := $(CURDIR)/$(PLUGINS)
 export PYTHONPATH := $(CURDIR)/$(PLUGINS)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system venv plugin training demo test test-core test-qgis bench models abu package clean
+.PHONY: setup system venv plugin training demo test test-qgis340 test-core test-qgis bench models abu package clean
 
 setup: system venv plugin
 
 system:
 	@tools/install_system.sh
 
+# numpy stays within the major version of the system's numpy, which QGIS and GDAL are built against: below 2
+# on Debian 12 (QGIS 3.22), 2.x on Debian 13 (QGIS 3.40, where a numpy<2 pin would try to compile numpy).
+CONSTRAINTS := $(VENV)/constraints.txt
+PIN_NUMPY = $(PY_SYSTEM) -c 'import numpy; print("numpy<%d" % (int(numpy.__version__.split(".")[0]) + 1))' > $(CONSTRAINTS)
+
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY_SYSTEM) -m venv --system-site-packages $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PIN_NUMPY)
+	$(PY) -m pip install -q --disable-pip-version-check -c $(CONSTRAINTS) -r requirements-dev.txt
 	@touch $@
 
 venv: system $(VENV)/.installed
 
 # The companion training tools (CPU PyTorch from its exact pin): needed by their tests and `make models`.
 $(VENV)/.training: $(VENV)/.installed training/requirements.txt
-	$(PY) -m pip install -q --disable-pip-version-check -r training/requirements.txt
+	$(PIN_NUMPY)
+	$(PY) -m pip install -q --disable-pip-version-check -c $(CONSTRAINTS) -r training/requirements.txt
 	@touch $@
 
 training: venv $(VENV)/.training
@@ -40,7 +47,12 @@ demo: setup
 	@$(PY) tools/demo.py
 
 test: setup training
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The same on QGIS 3.40 LTR, in a Debian 13 chroot cached under .build/qgis340 (root; see docs/architecture.md, Testing).
+# PYTEST_ARGS="tests/qgis tests/core" runs part of the suite there.
+test-qgis340:
+	tools/qgis340.sh $(PYTEST_ARGS)
 
 test-core: setup
 	$(PY) -m pytest tests/core
