@@ -92,8 +92,12 @@ def qgis_statistics(path: str, earlier: bytes | None = None) -> bool:
         return canonical(root) == canonical(ElementTree.fromstring(earlier))
     if not path.endswith(".aux.xml") or not os.path.isfile(path[:-len(".aux.xml")]):
         return False
-    items = list(root.iter("MDI"))
-    others = [e.tag for e in root.iter() if e.tag not in ("PAMDataset", "PAMRasterBand", "Metadata", "MDI")]
+    # GDAL 3.10 (QGIS 3.40; not GDAL 3.6 under QGIS 3.22) writes a GeoPackage raster's own DataType item and band
+    # descriptions into that file too: copies of what the GeoPackage says, not changes to it.
+    gpkg = path.endswith(".gpkg.aux.xml")
+    items = [item for item in root.iter("MDI") if not (gpkg and item.get("key") == "DataType")]
+    tags = ("PAMDataset", "PAMRasterBand", "Metadata", "MDI") + (("Description",) if gpkg else ())
+    others = [e.tag for e in root.iter() if e.tag not in tags]
     return bool(items) and len(items) == len(_statistics_items(root)) and not others
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 from qgis.core import (
+    Qgis,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingParameterDefinition,
@@ -80,6 +81,10 @@ def test_empty_parameters_are_refused(algorithm: QgsProcessingAlgorithm):
                              "classifylandforms": {"INPUT", "DEVICE"}, "mapgeology": {"INPUT", "DEVICE", "PRESET"},
                              "detectanomalies": {"INPUT", "DEVICE", "PRESET", "MIN_AREA"},
                              "dependencies": set()}[algorithm.name()]
+    # QGIS's behaviour, pinned per version: 3.22 refuses a missing required parameter even when it has a default
+    # (modelinfo's MODEL); 3.40 falls back to the default. Versions in between are not tested.
+    if Qgis.QGIS_VERSION_INT >= 34000:
+        required = [name for name in required if algorithm.parameterDefinition(name).defaultValue() is None]
     ok, message = algorithm.checkParameterValues({}, QgsProcessingContext())
     if not required:  # modelinfo on 3.40: the bundled model
         assert ok, message

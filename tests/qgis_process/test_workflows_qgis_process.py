@@ -6,11 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
+from qgis.core import Qgis
 from scipy import ndimage
 
 from qgis_process.test_qgis_process import BINARY, REPO, enabled, qgis_process  # noqa: F401 (a fixture)
@@ -166,8 +168,34 @@ def test_example_models_are_valid_and_up_to_date(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for name in ("landforms_filled.model3", "anomaly_patches.model3"):
-        assert (tmp_path / name).read_text() == (EXAMPLES / name).read_text(), \
-            f"docs/examples/{name} is stale: run .venv/bin/python tools/make_example_models.py"
+        stale = f"docs/examples/{name} is stale: run .venv/bin/python tools/make_example_models.py (on QGIS 3.22)"
+        if Qgis.QGIS_VERSION_INT < 32300:  # the committed files are QGIS 3.22's, byte for byte
+            assert (tmp_path / name).read_text() == (EXAMPLES / name).read_text(), stale
+        else:  # QGIS 3.40 writes the same model differently: compare what it means
+            assert model_essentials(tmp_path / name) == model_essentials(EXAMPLES / name), stale
+
+
+DESTINATIONS = {"rasterDestination", "vectorDestination", "sink", "fileDestination", "folderDestination"}
+
+
+def model_essentials(path: Path) -> dict:
+    """A .model3 file without what QGIS writes differently per version (pinned here: 3.22 and 3.40): 3.40 adds
+    internal_version, outputGroup and outputOrder, and names the model's own output parameters after the outputs
+    (landforms, not classify:LANDFORMS) with their child in metadata. QGIS rebuilds those parameters from the
+    children's outputs when it loads a model, so they are compared by everything but name and metadata."""
+    def plain(option: ET.Element) -> object:
+        kids = list(option)
+        return {k.get("name"): plain(k) for k in kids} if kids else (option.get("type"), option.get("value"))
+
+    top = plain(ET.parse(path).getroot())
+    assert isinstance(top, dict)
+    for key in ("internal_version", "outputGroup", "outputOrder"):
+        top.pop(key, None)
+    definitions = top.pop("parameterDefinitions")
+    top["inputs"] = {k: v for k, v in definitions.items() if v["parameter_type"][1] not in DESTINATIONS}
+    top["outputs"] = sorted(repr(sorted((k, w) for k, w in v.items() if k not in ("name", "metadata")))
+                            for v in definitions.values() if v["parameter_type"][1] in DESTINATIONS)
+    return top
 
 
 def test_landforms_filled_model_classifies_the_holes_too(dem, tmp_path):
