@@ -9,6 +9,7 @@ import sys
 import time
 import traceback
 
+from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QApplication
 from qgis.utils import iface, plugins
 
@@ -67,4 +68,7 @@ except Exception:  # noqa: BLE001 (report whatever happened, then quit)
 finally:
     with open(os.path.join(OUT, "result.txt"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
-    QApplication.instance().exit(0)
+    # --code runs before QGIS's event loop starts, where exit() does nothing: quit once the loop runs, and
+    # leave for sure (no "save the project?" question) if QGIS is still there a few seconds later
+    QTimer.singleShot(0, lambda: QApplication.instance().exit(0))
+    QTimer.singleShot(5000, lambda: os._exit(0))
