@@ -52,7 +52,7 @@ mount_system() {
 }
 
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$RECIPE" ]; then
-  echo "== building the QGIS 3.40 chroot ($SUITE) in $R (once; about 10 minutes)"
+  echo "== building the QGIS 3.40 chroot ($SUITE) in $R (once; about 3 minutes)"
   command -v debootstrap >/dev/null || { apt-get update -q && apt-get install -y -q debootstrap; }
   [ -z "$(mounts)" ] || { echo "refusing to delete $R while something is mounted there" >&2; exit 1; }
   rm -rf --one-file-system "$R" "$STAMP"
