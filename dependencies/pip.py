@@ -27,7 +27,9 @@ def loaded_distributions(modules: Iterable[str] | None = None) -> dict[str, str]
     owners = metadata.packages_distributions()
     found: dict[str, str] = {}
     for module in sorted(names):
-        for dist in owners.get(module, ()):
+        # Debian's own packages (numpy on Debian 13) may lack the files packages_distributions() reads: try the
+        # module's own name as the distribution's too.
+        for dist in owners.get(module) or [module]:
             try:
                 found[normalize(dist)] = metadata.version(dist)
             except metadata.PackageNotFoundError:
