@@ -123,5 +123,5 @@ def test_metadata():
     general = meta["general"]
     assert general["name"] == "DeepStrata" and general["qgisMinimumVersion"] == "3.22"
     assert general["hasProcessingProvider"] == "yes" and general["supportsQt6"] == "True"
-    assert "pip install onnxruntime" in general["about"]
+    assert "Check and install dependencies" in general["about"] and "pip install onnxruntime" in general["about"]
     assert (DATA.parents[1] / general["icon"]).is_file()
