@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .errors import DependencyError, InstallCancelled, InstallFailed, NoPythonError
 from .installer import Result, Setup, add_to_path, install, manual_plan, prepare
-from .platforms import Facts, target_folder
+from .platforms import BUILD_MODES, Facts, target_folder
 from .requirements import ONNX, ONNXRUNTIME, REQUIREMENTS
 
 __all__ = ["DependencyError", "InstallCancelled", "InstallFailed", "NoPythonError", "Result", "Setup",
-           "add_to_path", "install", "manual_plan", "prepare", "Facts", "target_folder", "ONNX", "ONNXRUNTIME", "REQUIREMENTS"]
+           "add_to_path", "install", "manual_plan", "prepare", "BUILD_MODES", "Facts", "target_folder", "ONNX", "ONNXRUNTIME", "REQUIREMENTS"]

@@ -143,6 +143,9 @@ class Choice:
     notes: list[str] = field(default_factory=list)
 
 
+BUILD_MODES = ("auto", "cpu", "gpu")  # the onnxruntime build asked for (the dialog's and the algorithm's choices)
+
+
 def onnxruntime_package(gpu: Gpu, mode: str = "auto") -> Choice:
     """mode 'cpu', 'gpu' or 'auto' -> onnxruntime, onnxruntime-gpu (CUDA 12) or onnxruntime-directml."""
     if mode == "cpu" or (mode == "auto" and gpu.kind is None):

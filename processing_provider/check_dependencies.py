@@ -13,11 +13,10 @@ from qgis.core import (
 )
 
 from ..compat import ProcessingFileParameterBehavior
-from ..dependencies import DependencyError, install, prepare
+from ..dependencies import BUILD_MODES, DependencyError, install, prepare
 from ..support import dependencies_target, profile_dir
 from .base import DeepStrataAlgorithm
 
-GPU_MODES = ("auto", "cpu", "gpu")
 
 
 class CheckDependenciesAlgorithm(DeepStrataAlgorithm):
@@ -68,7 +67,7 @@ class CheckDependenciesAlgorithm(DeepStrataAlgorithm):
                                             behavior=ProcessingFileParameterBehavior.Folder, optional=True),
                  "Install from this folder of .whl files instead of the internet (pip --no-index --find-links). "
                  "It must hold the packages and their dependencies, numpy at the version QGIS uses included.")
-        self.add(QgsProcessingParameterEnum(self.GPU, self.tr("onnxruntime build"), options=list(GPU_MODES),
+        self.add(QgsProcessingParameterEnum(self.GPU, self.tr("onnxruntime build"), options=list(BUILD_MODES),
                                             defaultValue=0, optional=True),
                  "auto: the GPU build when an NVIDIA driver (CUDA 12) is found, DirectML on Windows, the CPU build "
                  "otherwise; cpu: always the CPU build; gpu: the GPU build.")
@@ -85,7 +84,7 @@ class CheckDependenciesAlgorithm(DeepStrataAlgorithm):
                          feedback: QgsProcessingFeedback) -> dict:
         do_install = self.parameterAsBool(parameters, self.INSTALL, context)
         wheels = self.parameterAsFile(parameters, self.OFFLINE_WHEELS, context) or None
-        mode = GPU_MODES[self.parameterAsEnum(parameters, self.GPU, context)]
+        mode = BUILD_MODES[self.parameterAsEnum(parameters, self.GPU, context)]
         target = self.parameterAsFile(parameters, self.TARGET_FOLDER, context) or dependencies_target()
         try:
             setup = prepare(profile_dir(), mode, wheels, target=target)

@@ -10,11 +10,8 @@ from qgis.PyQt.QtCore import QThread, pyqtSignal
 from qgis.PyQt.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel,
                                  QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from ..dependencies import DependencyError, Result, Setup, install, prepare
+from ..dependencies import BUILD_MODES, DependencyError, Result, Setup, install, prepare
 from ..support import dependencies_target, profile_dir, tr
-
-MODES = ("auto", "cpu", "gpu")
-
 
 class InstallWorker(QThread):
     """Runs pip off the GUI thread; lines and progress come back as queued signals."""
@@ -49,7 +46,7 @@ class InstallerDialog(QDialog):
         options = QHBoxLayout()
         options.addWidget(QLabel(tr("onnxruntime build:")))
         self.mode = QComboBox()
-        self.mode.addItems(list(MODES))
+        self.mode.addItems(list(BUILD_MODES))
         options.addWidget(self.mode)
         options.addWidget(QLabel(tr("Offline wheels:")))
         self.wheels = QLineEdit()
@@ -88,8 +85,8 @@ class InstallerDialog(QDialog):
     def refresh(self) -> None:
         """Decide again (build, folder, command) and show it."""
         try:
-            self.setup = prepare(profile_dir(), MODES[self.mode.currentIndex()], self.wheels.text().strip() or None,
-                                 target=dependencies_target())
+            self.setup = prepare(profile_dir(), BUILD_MODES[self.mode.currentIndex()],
+                                 self.wheels.text().strip() or None, target=dependencies_target())
         except DependencyError as exc:
             self.setup = None
             self.summary.setText(str(exc))
