@@ -62,5 +62,21 @@ def pseudocolor_qml(minimum: float, maximum: float, ramp: str = "viridis", band:
             "      </rastershader>\n    </rasterrenderer>\n" + _TAIL)
 
 
+def multiband_qml(bands: tuple[int, int, int], limits: tuple[float, float]) -> str:
+    """A multiband colour renderer: `bands` as red, green, blue, each stretched linearly from limits[0] to
+    limits[1] (values beyond are clipped)."""
+    low, high = limits
+    parts = "".join(
+        f"      <{colour}ContrastEnhancement><minValue>{low:.6g}</minValue><maxValue>{high:.6g}</maxValue>"
+        f"<algorithm>StretchToMinimumMaximum</algorithm></{colour}ContrastEnhancement>\n"
+        for colour in ("red", "green", "blue"))
+    return (_HEAD + f"    <rasterrenderer type=\"multibandcolor\" redBand=\"{bands[0]}\" greenBand=\"{bands[1]}\" "
+            f"blueBand=\"{bands[2]}\" opacity=\"1\" alphaBand=\"-1\" nodataColor=\"\">\n      <rasterTransparency/>\n"
+            "      <minMaxOrigin><limits>None</limits><extent>WholeRaster</extent>"
+            "<statAccuracy>Estimated</statAccuracy><cumulativeCutLower>0.02</cumulativeCutLower>"
+            "<cumulativeCutUpper>0.98</cumulativeCutUpper><stdDevFactor>2</stdDevFactor></minMaxOrigin>\n"
+            + parts + "    </rasterrenderer>\n" + _TAIL)
+
+
 def _rgba(color: str) -> str:
     return ",".join(map(str, rgba(color)))
