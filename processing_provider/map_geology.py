@@ -15,6 +15,8 @@ from qgis.core import (
 
 from .base import engine_errors
 from .class_outputs import ClassWorkflow
+from .spectral_outputs import HELP as SPECTRAL_HELP, add_spectral_outputs, publish_spectral, spectral_request
+from .spectral_outputs import write_spectral_outputs
 from .workflow import describe
 
 if TYPE_CHECKING:
@@ -59,7 +61,7 @@ class MapGeologyAlgorithm(ClassWorkflow):
             "Bands: optional, the six bands in the model's order (blue, green, red, NIR, SWIR1, SWIR2); empty = "
             "chosen from the preset and the band names or count.\n\n"
             "Outputs: the class raster (styled, with a legend), optional confidence, a class statistics table "
-            "and optional polygons per class.")
+            "and optional polygons per class.\n\n" + SPECTRAL_HELP)
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
         from ..inference.workflows.presets import PRESETS
@@ -75,6 +77,7 @@ class MapGeologyAlgorithm(ClassWorkflow):
         self.add(QgsProcessingParameterFile(self.MTL, self.tr("Landsat MTL file"), extension="txt", optional=True),
                  "The scene's *_MTL.txt (Landsat Level-1). Empty: looked for beside the raster.", advanced=True)
         self.add_class_outputs()
+        add_spectral_outputs(self)
 
     def check_model(self, model: "Model", path: str) -> None:
         card = model.card
@@ -103,9 +106,13 @@ class MapGeologyAlgorithm(ClassWorkflow):
                                      self.parameterAsInts(parameters, self.BANDS, context) or None,
                                      self.parameterAsFile(parameters, self.MTL, context) or None)
             run.report.info(mapping.description)
+            spectral = spectral_request(self, parameters, context, run, mapping)
             options = RunOptions(bands=mapping.bands, input_scale=mapping.scale, input_offset=mapping.offset,
                                  confidence_path=run.outputs[self.CONFIDENCE] or None)
             with run.report, run.staging() as stage:
                 done = self.run_engine(run, run.outputs[self.OUTPUT], options, stage)
                 stats = self.finish_classes(run, done, stage)
-            return self.publish_classes(parameters, context, run, done, stats)
+                found = write_spectral_outputs(spectral, run, done, stage)
+            results = self.publish_classes(parameters, context, run, done, stats)
+            publish_spectral(context, run, found, results)
+            return results

@@ -26,7 +26,7 @@ from ..engine.progress import Cancelled, Progress, never_cancelled, no_progress
 from ..engine.raster import RasterSource, band_validity, open_raster
 from ..engine.staging import Staging, staged
 from ..engine.style import multiband_qml, paletted_qml
-from ..engine.windows import block_windows
+from ..engine.windows import block_windows, round_up
 from ..engine.writer import BLOCK, FLOAT_NODATA, RasterTarget, RasterWriter
 from .indices import FLOOR, INDICES, SENSORS, Stretch, compute_indices, descriptions
 from .inspect import decimated
@@ -41,7 +41,7 @@ MAX_UNITS = 20
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
            "#dbdb8d", "#9edae5")  # matplotlib's tab10 then tab20's light shades
-_CHUNK = 16 * BLOCK
+_CHUNK = 8 * BLOCK  # columns per window: bounded memory on very wide scenes
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,10 @@ class UnitStat:
 
     @property
     def label(self) -> str:
-        """'unit 2 (18.1 %): high hydroxyl, mostly clay / hydroxyl'."""
+        """'unit 2 (18.1 %): high hydroxyl / clay, mostly clay / hydroxyl'."""
+        names = {index.key: index.name for index in INDICES}
         high = sorted((v, k) for k, v in self.means.items() if v >= 0.6)[::-1][:2]
-        parts = [f"high {k}" for _, k in high]
+        parts = [f"high {names.get(k, k)}" for _, k in high]
         if self.geology:
             parts.append(f"mostly {self.geology}")
         return f"unit {self.value} ({self.percent:.1f} %)" + (": " + ", ".join(parts) if parts else "")
@@ -137,8 +138,9 @@ def write_spectral(path: str, plan: SpectralPlan, indices_path: str = "", units_
                    is_cancelled: Cancelled | None = None, on_progress: Progress | None = None,
                    rows: int | None = None, columns: int = _CHUNK) -> SpectralResult:
     """Write the index raster and/or the units raster (`plan` must hold a fit for the units), reading the scene in
-    windows of `rows` (default: whole block rows of the file) by `columns`. `classes_path`: a class raster on the
-    scene's grid (the geology of the same run, perhaps staged) whose classes the units legend counts."""
+    windows of `rows` (default: whole block rows of the file, whole tile rows of the outputs) by `columns`.
+    `classes_path`: a class raster on the scene's grid (the geology of the same run, perhaps staged) whose classes
+    the units legend counts."""
     cancelled, progress = is_cancelled or never_cancelled, on_progress or no_progress
     fit = plan.fit if units_path else None
     if fit is None and units_path:
@@ -170,7 +172,7 @@ def write_spectral(path: str, plan: SpectralPlan, indices_path: str = "", units_
             unit_writer = stack.enter_context(RasterWriter(
                 stage, RasterTarget(units_path, np.dtype(np.uint8), UNITS_NODATA, ["spectral units"], [unit_classes],
                                     {"DEEPSTRATA_UNITS_K": str(k), "DEEPSTRATA_UNITS_METHOD": plan.how}), *grid))
-        step = rows or int(ds.GetRasterBand(plan.bands[0]).GetBlockSize()[1])
+        step = rows or _rows(int(ds.GetRasterBand(plan.bands[0]).GetBlockSize()[1]))
         for win in block_windows(width, height, step, columns):
             if cancelled():
                 raise CancelledError()
@@ -203,6 +205,12 @@ def write_spectral(path: str, plan: SpectralPlan, indices_path: str = "", units_
         source.close()
         ds = class_band = class_ds = None
     return result
+
+
+def _rows(block: int) -> int:
+    """Rows per window: whole block rows of the input that make whole tile rows of the outputs (each output tile
+    compressed once), unless the input's blocks are much taller than a tile."""
+    return round_up(BLOCK, block) if block <= 4 * BLOCK else BLOCK
 
 
 def _band_metadata(ds: gdal.Dataset, plan: SpectralPlan) -> None:

@@ -1,7 +1,7 @@
 """Spectral units: k-means on a pixel sample of standardised per-pixel features, with k chosen by silhouette.
 
 k-means (Lloyd's iterations) starts from k-means++ seeds (Arthur & Vassilvitskii 2007) with a fixed seed, best of
-`N_INIT` starts by inertia. When k is not given, every k in `K_RANGE` (3..12) is fitted on the sample and the one
+`N_INIT` starts by inertia. When k is not given, every k in `K_RANGE` (3..12) is fitted on a subsample and the one
 with the highest mean silhouette (Rousseeuw 1987), measured on a subsample of `SILHOUETTE_SAMPLE` pixels, wins:
 the silhouette compares each pixel's mean distance to its own unit with that to the nearest other unit, so it
 rewards units that are compact and well apart, and does not grow with k as inertia does. Pure numpy.
@@ -16,6 +16,7 @@ K_RANGE = range(3, 13)
 N_INIT = 3
 MAX_ITER = 100
 SILHOUETTE_SAMPLE = 2000
+SELECT_SAMPLE = 4000
 SEED = 0
 
 
@@ -60,17 +61,15 @@ def kmeans(x: np.ndarray, k: int, seed: int = SEED, n_init: int = N_INIT) -> KMe
     best: KMeans | None = None
     for _ in range(n_init):
         centroids = _plus_plus(x, k, rng)
-        labels = np.zeros(len(x), dtype=np.int64)
+        labels = np.full(len(x), -1, dtype=np.int64)
         for _ in range(MAX_ITER):
-            labels = np.argmin(sq_distances(x, centroids), axis=1)
-            moved = centroids.copy()
-            for j in range(k):
-                members = x[labels == j]
-                if len(members):
-                    moved[j] = members.mean(0)
-            if np.allclose(moved, centroids, rtol=0, atol=1e-9):
+            nearest = np.argmin(sq_distances(x, centroids), axis=1)
+            if np.array_equal(nearest, labels):
                 break
-            centroids = moved
+            labels = nearest
+            counts = np.bincount(labels, minlength=k)
+            sums = np.stack([np.bincount(labels, weights=x[:, f], minlength=k) for f in range(x.shape[1])], 1)
+            centroids = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centroids)
         inertia = float(np.min(sq_distances(x, centroids), axis=1).sum())
         if best is None or inertia < best.inertia - 1e-9:
             best = KMeans(centroids, labels, inertia)
@@ -107,20 +106,18 @@ def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
 
 
 def choose_k(x: np.ndarray, ks: range = K_RANGE, seed: int = SEED) -> tuple[KMeans, dict[int, float]]:
-    """The fit whose k has the highest silhouette, and the silhouette of every k tried."""
+    """The fit (on all of x) for the k with the highest silhouette, and the silhouette of every k tried. Each k is
+    fitted on a subsample of `SELECT_SAMPLE` rows (two starts) and scored on `SILHOUETTE_SAMPLE` of them."""
     x = np.asarray(x, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    probe = rng.choice(len(x), size=min(SILHOUETTE_SAMPLE, len(x)), replace=False)
-    distinct = len(np.unique(x[probe], axis=0))
+    pool = x[rng.choice(len(x), size=min(SELECT_SAMPLE, len(x)), replace=False)]
+    probe = rng.choice(len(pool), size=min(SILHOUETTE_SAMPLE, len(pool)), replace=False)
+    distinct = len(np.unique(pool, axis=0))
     scores: dict[int, float] = {}
-    best: KMeans | None = None
     for k in ks:
         if k > distinct:
             break
-        fit = kmeans(x, k, seed)
-        scores[k] = silhouette(x[probe], fit.labels[probe])
-        if best is None or scores[k] > scores[best.k] + 1e-9:
-            best = fit
-    if best is None:  # fewer distinct pixels than the smallest k
-        best = kmeans(x, distinct, seed)
-    return best, scores
+        fit = kmeans(pool, k, seed, n_init=2)
+        scores[k] = silhouette(pool[probe], fit.labels[probe])
+    best = max(scores, key=lambda k: (scores[k], -k)) if scores else max(1, min(distinct, len(x)))
+    return kmeans(x, best, seed), scores
