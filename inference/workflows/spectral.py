@@ -2,7 +2,7 @@
 
 `plan_spectral` looks at a decimated read of the scene (at most 512 px a side) once: the scene stretch of each
 index layer (indices.py) and, for the units, the per-scene standardisation of the features and the k-means
-centroids (units.py). The features of a pixel are its five stretched index layers and the natural log of its six
+centroids (kmeans.py). The features of a pixel are its five stretched index layers and the natural log of its six
 reflectances (floored as for the indices), each standardised to mean 0, standard deviation 1 over the sample.
 `write_spectral` then reads the scene in whole block rows and writes, per window, the Float32 index raster (one
 band per layer, nodata where any of the six bands is nodata) and the units raster (UInt8, 0 = nodata, units 1..k,
@@ -30,7 +30,7 @@ from ..engine.windows import block_windows, round_up
 from ..engine.writer import BLOCK, FLOAT_NODATA, RasterTarget, RasterWriter
 from .indices import FLOOR, INDICES, SENSORS, Stretch, compute_indices, descriptions
 from .inspect import decimated
-from .units import KMeans, assign, choose_k, kmeans
+from .kmeans import KMeans, assign, choose_k, kmeans
 
 gdal.UseExceptions()
 

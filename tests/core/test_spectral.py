@@ -11,7 +11,7 @@ from osgeo import gdal
 
 from deepstrata.inference.engine.card import BandInfo, InputSpec, ModelCard, OutputSpec
 from deepstrata.inference.engine.errors import InputError
-from deepstrata.inference.workflows import indices, spectral, units
+from deepstrata.inference.workflows import indices, kmeans, spectral
 from ds_testing import rasters
 
 gdal.UseExceptions()
@@ -92,7 +92,11 @@ def test_reflectance_rescaling_for_both_model_units():
 
 def test_sensor_from_preset_names():
     assert [indices.sensor_of(p) for p in ("sentinel2_l2a", "landsat_l1", "landsat7_etm_l2", "landsat_tm_l1",
-                                            "reflectance")] == ["msi", "oli", "tm", "tm", "common"]
+                                            "reflectance", "custom", "scene_relative")] == \
+        ["msi", "oli", "tm", "tm", "common", "common", "common"]
+    assert [indices.sensor_of(f"{s} landsat_l1") for s in ("Landsat 4/5 TM", "Landsat 7 ETM+", "Landsat 8/9 OLI")] \
+        == ["tm", "tm", "oli"]
+    assert indices.sensor_of("Sentinel-2 MSI sentinel2_l1c") == "msi"
 
 
 def planted(k: int, n: int = 300, dims: int = 11, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -112,11 +116,11 @@ def purity(labels: np.ndarray, truth: np.ndarray) -> float:
 @pytest.mark.parametrize("k", [3, 5, 8])
 def test_kmeans_recovers_planted_clusters_and_their_number(k):
     x, truth = planted(k)
-    fit, scores = units.choose_k(x)
+    fit, scores = kmeans.choose_k(x)
     assert fit.k == k, scores
     assert purity(fit.labels, truth) == 1.0
-    assert np.array_equal(units.assign(x, fit.centroids), fit.labels)
-    again, _ = units.choose_k(x)
+    assert np.array_equal(kmeans.assign(x, fit.centroids), fit.labels)
+    again, _ = kmeans.choose_k(x)
     assert np.array_equal(again.centroids, fit.centroids)  # fixed seed
 
 
@@ -205,3 +209,20 @@ def test_outputs_keep_the_input_grid(tmp_path):
         ds = gdal.Open(str(tmp_path / name))
         assert ds.GetGeoTransform() == src.GetGeoTransform() and ds.GetProjection() == src.GetProjection()
         assert (ds.RasterXSize, ds.RasterYSize) == (src.RasterXSize, src.RasterYSize)
+
+
+def test_cancel_leaves_no_output(tmp_path):
+    from deepstrata.inference.engine.errors import CancelledError
+
+    path, _, mult, add = surfaces_scene(tmp_path)
+    plan = spectral.plan_spectral(str(path), [1, 2, 3, 4, 5, 6], mult, add, "msi", units=True, k=3)
+    calls = []
+
+    def cancel_second() -> bool:
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(CancelledError):
+        spectral.write_spectral(str(path), plan, str(tmp_path / "i.tif"), str(tmp_path / "u.tif"), rows=8,
+                                is_cancelled=cancel_second)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s2.tif"]
