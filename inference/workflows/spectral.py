@@ -189,11 +189,13 @@ def write_spectral(path: str, plan: SpectralPlan, indices_path: str = "", units_
                 out[valid] = labels
                 unit_writer.write(win.x, win.y, out[None])
                 counts += np.bincount(labels, minlength=k + 1)
-                np.add.at(sums, labels, stretched[:, valid].T)
+                for i, layer in enumerate(stretched[:, valid]):
+                    sums[:, i] += np.bincount(labels, weights=layer, minlength=k + 1)
                 if class_band is not None:
                     found = class_band.ReadAsArray(win.x, win.y, win.w, win.h)
                     ok = band_validity(class_band, found.astype(np.float32), win)[valid]
-                    np.add.at(hist, (labels[ok], np.clip(found[valid][ok], 0, 255)), 1)
+                    pairs = labels[ok] * 256 + np.clip(found[valid][ok], 0, 255).astype(np.int64)
+                    hist += np.bincount(pairs, minlength=hist.size).reshape(hist.shape)
             if win.x + win.w == width:
                 progress((win.y + win.h) / height)
         if unit_writer is not None:
