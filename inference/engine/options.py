@@ -23,6 +23,9 @@ class RunOptions:
     # digital numbers to the unit the model was trained on; see presets.py). None: the raw values.
     input_scale: Sequence[float] | None = None
     input_offset: Sequence[float] | None = None
+    # A Byte raster on the input's grid (same size): 0 = masked (e.g. cloud; written as nodata), other values =
+    # valid. None: only the input's own nodata. See workflows/sensors/masks.py for QA_PIXEL, BQA and SCL.
+    valid_mask: str | None = None
     # What the user says about the model for this run: task and classes for a model without a card, and the
     # class threshold, median filter and output scaling (see deepness.CardOverrides).
     card: CardOverrides | None = None

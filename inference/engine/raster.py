@@ -30,6 +30,7 @@ class RasterSource:
     bands: list[int]
     scale: np.ndarray | None = None  # (bands,) float32: value * scale + offset before normalisation
     offset: np.ndarray | None = None
+    mask: gdal.Dataset | None = None  # a Byte valid mask on the same grid (RunOptions.valid_mask): 0 = invalid
 
     @property
     def width(self) -> int:
@@ -59,6 +60,8 @@ class RasterSource:
             valid[:] = True
             for i, index in enumerate(self.bands):
                 valid &= band_validity(self.dataset.GetRasterBand(index), data[i], Window(x0, y0, w, h))
+            if self.mask is not None:
+                valid &= self.mask.GetRasterBand(1).ReadAsArray(x0, y0, w, h) > 0
         except RuntimeError as exc:
             raise InputError(f"Cannot read rows {y0}-{y0 + h} of '{self.path}' ({str(exc).strip()}). The file may "
                              "be damaged, or on a disk that went away; check it with gdalinfo -checksum.") from exc
@@ -71,6 +74,17 @@ class RasterSource:
 
     def close(self) -> None:
         self.dataset = None  # type: ignore[assignment]
+        self.mask = None
+
+
+def open_mask(path: str, ds: gdal.Dataset, input_path: str) -> gdal.Dataset:
+    """The valid mask at `path`, checked to cover `ds`'s grid pixel for pixel."""
+    mask = open_raster(path)
+    if (mask.RasterXSize, mask.RasterYSize) != (ds.RasterXSize, ds.RasterYSize):
+        raise InputError(f"The mask '{os.path.basename(path)}' is {mask.RasterXSize} x {mask.RasterYSize} pixels "
+                         f"but '{os.path.basename(input_path)}' is {ds.RasterXSize} x {ds.RasterYSize}: a mask must "
+                         "be on the input's grid. Warp it onto the input's grid first.")
+    return mask
 
 
 class StripReader:

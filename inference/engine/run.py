@@ -20,7 +20,8 @@ from .model import CLASS_TASKS, Model, load_model
 from .options import RunOptions, RunResult
 from .plan import Plan, make_plan
 from .progress import Cancelled, Progress, never_cancelled, no_progress
-from .raster import RasterSource, extent_to_window, input_reads, input_rescaling, map_bands, open_raster
+from .raster import (RasterSource, extent_to_window, input_reads, input_rescaling, map_bands, open_mask,
+                     open_raster)
 from .scale import terrain_scale
 from .staging import Staging, staged
 from .stream import Prefetcher, StripAccumulator
@@ -177,7 +178,8 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
         _warn(warnings, f"A confidence raster is only written for class outputs; a {card.task} model "
                         "has none, so it is skipped.")
     scale, offset = input_rescaling(options.input_scale, options.input_offset, card) or (None, None)
-    source = RasterSource(input_path, ds, map_bands(ds, card, options.bands, input_path), scale, offset)
+    source = RasterSource(input_path, ds, map_bands(ds, card, options.bands, input_path), scale, offset,
+                          open_mask(options.valid_mask, ds, input_path) if options.valid_mask else None)
     _input_warnings(source, model, warnings)
     scale_note = _set_scale(model, ds, options, os.path.basename(input_path))
     output = extent_to_window(ds, options.extent, input_path) if options.extent else source.window

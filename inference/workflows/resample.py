@@ -201,6 +201,18 @@ def warp_to_model_grid(path: str, plan: ResamplePlan, out_path: str, is_cancelle
     return out_path
 
 
+def _warp_mask(path: str | None, plan: ResamplePlan, out_path: str) -> str | None:
+    """A valid mask (RunOptions.valid_mask) warped by nearest neighbour onto the plan's grid, like the input."""
+    if not path:
+        return None
+    options = gdal.WarpOptions(format="GTiff", dstSRS=plan.crs_wkt, outputBounds=plan.bounds, xRes=plan.resolution,
+                               yRes=plan.resolution, resampleAlg="near", outputType=gdal.GDT_Byte, dstNodata=0,
+                               creationOptions=["COMPRESS=DEFLATE"])
+    if gdal.Warp(out_path, path, options=options) is None:
+        raise InputError(f"Cannot warp the mask '{os.path.basename(path)}' to the model's grid.")
+    return out_path
+
+
 def _grow_edges(path: str, pixels: int = EDGE_FILL) -> None:
     """Extend the warped data `pixels` model pixels past its footprint (GDAL's inverse-distance fill, which works
     line by line). Without it, the input pixels along the footprint's edge can find a nodata model pixel as their
@@ -407,8 +419,10 @@ def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: s
         warped = warp_to_model_grid(input_path, plan, os.path.join(scratch, "input.tif"), cancelled,
                                     part(progress, 0.0, 0.1))
         conf = os.path.join(scratch, "confidence.tif") if options.confidence_path else None
+        mask = _warp_mask(options.valid_mask, plan, os.path.join(scratch, "valid_mask.tif"))
         result = run_model(model, warped, os.path.join(scratch, "output.tif"),
-                           replace(options, extent=None, confidence_path=conf), part(progress, 0.1, 0.8), cancelled)
+                           replace(options, extent=None, confidence_path=conf, valid_mask=mask),
+                           part(progress, 0.1, 0.8), cancelled)
         # the inner run's warnings name the scratch copy: say the user's raster instead
         scratch_name, real_name = f"'{os.path.basename(warped)}'", f"'{os.path.basename(input_path)}'"
         warnings = [w.replace(scratch_name, real_name) for w in result.warnings]

