@@ -19,6 +19,7 @@ from qgis.core import (
 
 from ..compat import ProcessingNumberParameterType, ProcessingSourceType
 from .base import bundled_model, engine_errors
+from .sensor_inputs import add_mtl, add_scene_parameters, apply_mask, scene_arguments, scene_reads
 from .styling import style_on_load, style_vector_on_load
 from .workflow import WorkflowAlgorithm, describe
 
@@ -42,7 +43,7 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
     PATCHES = "PATCHES"
     ICON = "anomalies.svg"
     MODEL_HELP = ("An anomaly (autoencoder) model with a calibrated DeepStrata card. Empty: the bundled terrain "
-                  "model for a 1-band DEM, the bundled spectral model for Landsat 8/9 or Sentinel-2 scenes. For "
+                  "model for a 1-band DEM, the bundled spectral model for Landsat 4-9 or Sentinel-2 scenes. For "
                   "another sensor, fit one with 'python -m training fit-anomaly RASTER --out MODEL.onnx'.")
 
     def name(self) -> str:
@@ -66,7 +67,7 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
             "threshold flags about 1 pixel in 1000 of normal data.\n\n"
             "Model: empty picks the bundled model by input: terrain anomalies (pits, mounds, quarries, spikes) "
             "for a 1-band DEM, resampled to its 30 m pixels and back when needed; spectral anomalies for a "
-            "Landsat 8/9 or Sentinel-2 scene (band preset as in Map geology).\n"
+            "Landsat 4-9 or Sentinel-2 scene (band preset, MTL, Sentinel-2 offset and cloud mask as in Map geology).\n"
             "Threshold: the score at and above which a pixel is anomalous; empty = the card's.\n"
             "Minimum area: anomaly polygons smaller than this (m²) are dropped.\n\n"
             "Outputs: the score (Float32, styled ramp), the mask (1 = anomaly, 0 = normal) and optional polygons "
@@ -82,6 +83,8 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
         self.add(QgsProcessingParameterEnum(self.PRESET, self.tr("Band preset (multispectral models)"),
                                             options=[self.tr(label) for label in PRESETS.values()], defaultValue=0),
                  "For models that take Landsat 8/9 OLI bands: which product the scene is (see Map geology).")
+        add_mtl(self)
+        add_scene_parameters(self)
         threshold = QgsProcessingParameterNumber(self.THRESHOLD, self.tr("Threshold (score; empty = the model's)"),
                                                  ProcessingNumberParameterType.Double, optional=True)
         self.add(threshold, "Pixels scoring at least this are anomalies. Empty: the threshold in the model card.")
@@ -117,7 +120,7 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
 
         facts = raster_facts(path)
         return self.tr("No bundled anomaly model fits '{0}' ({1} bands: the bundled ones take a 1-band DEM or a "
-                       "Landsat 8/9 / Sentinel-2 scene of at least 6 bands). Choose an autoencoder for 'Model', or "
+                       "Landsat 4-9 / Sentinel-2 scene of at least 6 bands). Choose an autoencoder for 'Model', or "
                        "fit one to this raster: python -m training fit-anomaly '{2}' --out model.onnx").format(
                            facts.name, facts.bands, path)
 
@@ -128,6 +131,10 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
                 f"'{card.name}' is {describe(model)}; Detect anomalies needs an anomaly (autoencoder) model with "
                 "a calibration in its card. Leave 'Model' empty for the bundled ones, or fit one to your raster "
                 "with 'python -m training fit-anomaly RASTER --out MODEL.onnx'.")
+
+    def extra_reads(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str) -> list:
+        """The Landsat MTL file and the cloud mask the run reads (given, or found beside the raster)."""
+        return scene_reads(self, parameters, context, path)
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
@@ -141,7 +148,8 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
             assert spec is not None
             preset = list(PRESETS)[self.parameterAsEnum(parameters, self.PRESET, context)]
             mapping = resolve_preset(run.path, run.model.card, preset,
-                                     self.parameterAsInts(parameters, self.BANDS, context) or None)
+                                     self.parameterAsInts(parameters, self.BANDS, context) or None,
+                                     **scene_arguments(self, parameters, context))
             if mapping.description:
                 run.report.info(mapping.description)
             output = run.outputs[self.OUTPUT]
@@ -151,6 +159,7 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
                          if parameters.get(self.THRESHOLD) not in (None, "") else spec.threshold)
             mask, polygons = run.outputs[self.OUTPUT_MASK], run.outputs[self.OUTPUT_POLYGONS]
             with run.report, run.staging() as stage:
+                apply_mask(run, mapping, options, stage, output)
                 done = self.run_engine(run, output, options, stage)
                 results: dict[str, Any] = {self.OUTPUT: done.result.output_path,
                                            self.PROVIDER: done.result.provider}

@@ -1,5 +1,5 @@
-"""deepstrata:mapgeology: surface-material units (water, vegetation, iron oxides, clay, ...) of a Landsat 8/9 or
-Sentinel-2 scene, with band presets that scale each product to what the model expects."""
+"""deepstrata:mapgeology: surface-material units (water, vegetation, iron oxides, clay, ...) of a Landsat 4-9 or
+Sentinel-2 scene, with band presets that recognise and scale each product to what the model expects."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -10,11 +10,11 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterBand,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
 )
 
 from .base import engine_errors
 from .class_outputs import ClassWorkflow
+from .sensor_inputs import add_mtl, add_scene_parameters, apply_mask, scene_arguments, scene_reads
 from .spectral_outputs import HELP as SPECTRAL_HELP, add_spectral_outputs, publish_spectral, spectral_request
 from .spectral_outputs import write_spectral_outputs
 from .workflow import describe
@@ -31,7 +31,7 @@ class MapGeologyAlgorithm(ClassWorkflow):
     WHAT = "Geology"
     ICON = "geology.svg"
     MODEL_HELP = ("A class model for multispectral imagery with a DeepStrata card. Empty: the bundled geology "
-                  "model (Landsat 8/9 OLI bands 2-7; Sentinel-2 through the presets).")
+                  "model (Landsat 8/9 OLI bands 2-7; Landsat 4/5/7 and Sentinel-2 through the presets).")
 
     def name(self) -> str:
         return "mapgeology"
@@ -40,8 +40,8 @@ class MapGeologyAlgorithm(ClassWorkflow):
         return self.tr("Map geology")
 
     def shortDescription(self) -> str:  # noqa: N802 (QGIS API)
-        return self.tr("Maps surface materials (water, vegetation, iron oxides, clay, bare rock) from Landsat 8/9 "
-                       "or Sentinel-2 bands.")
+        return self.tr("Maps surface materials (water, vegetation, iron oxides, clay, bare rock) from Landsat "
+                       "4-9 or Sentinel-2 bands.")
 
     def tags(self) -> list:
         return self.tr("geology,mineral,alteration,iron oxide,ferric,ferrous,clay,hydroxyl,landsat,sentinel-2,"
@@ -53,11 +53,16 @@ class MapGeologyAlgorithm(ClassWorkflow):
             "ferric iron oxides, ferrous iron, clay / hydroxyl, other bare rock and soil, and cloud, with a CNN "
             "trained on cited ratio rules (see Model info).\n\n"
             "Band preset: how the scene's bands map onto the model's six (blue, green, red, NIR, SWIR1, SWIR2) and "
-            "how its values are scaled to the model's unit (Landsat 8/9 OLI Level-1 DN). 'Automatic' reads the "
-            "band names, a Landsat MTL file beside the raster, or Sentinel-2 metadata; a 16-bit scene with none "
-            "of these needs an explicit preset. Landsat 8/9 Level-1 uses the MTL's rescaling; Level-2 applies "
-            "the Collection 2 surface-reflectance scale factors; Sentinel-2 divides by 10000 after the "
-            "processing-baseline offset; 'Reflectance' takes values 0..1 from any sensor.\n\n"
+            "how its values are scaled to the model's unit. 'Automatic' recognises Landsat 4/5 TM, 7 ETM+, 8/9 OLI "
+            "and Sentinel-2 and their products (Level-1 DN, Level-2 and Collection 1 surface reflectance, TOA "
+            "reflectance, Sentinel-2 L1C / L2A before and after the 04.00 offset) from the MTL (given or beside "
+            "the scene), the product metadata, the file and band names, the band count and the values; the log "
+            "says which sensor and product it assumed and why. A scene whose product cannot be told is scaled "
+            "scene-relative (each band's range mapped onto typical reflectance) and the log says so: pick the "
+            "preset, give the MTL or the Sentinel-2 offset for exact values. Landsat 4/5/7 without an MTL uses "
+            "typical gains (Chander et al. 2009).\n\n"
+            "Cloud / QA mask (advanced): a Landsat QA_PIXEL / BQA or Sentinel-2 SCL raster, given or found "
+            "beside the scene; clouds, shadows, cirrus and fill become nodata.\n\n"
             "Bands: optional, the six bands in the model's order (blue, green, red, NIR, SWIR1, SWIR2); empty = "
             "chosen from the preset and the band names or count.\n\n"
             "Outputs: the class raster (styled, with a legend), optional confidence, a class statistics table "
@@ -66,16 +71,16 @@ class MapGeologyAlgorithm(ClassWorkflow):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
         from ..inference.workflows.presets import PRESETS
 
-        self.add_common("A multispectral scene: Landsat 8/9 OLI or Sentinel-2 (a stack of at least the six bands "
-                        "blue, green, red, NIR, SWIR1, SWIR2).")
+        self.add_common("A multispectral scene: Landsat 4/5 TM, 7 ETM+, 8/9 OLI or Sentinel-2 (a stack of at least "
+                        "the six bands blue, green, red, NIR, SWIR1, SWIR2).")
         self.add(QgsProcessingParameterEnum(self.PRESET, self.tr("Band preset"),
                                             options=[self.tr(label) for label in PRESETS.values()], defaultValue=0),
                  "Which product the scene is, so its bands are picked and scaled as the model expects.")
         self.add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands (blue, green, red, NIR, SWIR1, SWIR2)"), None,
                                             self.INPUT, optional=True, allowMultiple=True),
                  "The six bands in the model's order. Empty: picked by the preset from band names or count.")
-        self.add(QgsProcessingParameterFile(self.MTL, self.tr("Landsat MTL file"), extension="txt", optional=True),
-                 "The scene's *_MTL.txt (Landsat Level-1). Empty: looked for beside the raster.", advanced=True)
+        add_mtl(self)
+        add_scene_parameters(self)
         self.add_class_outputs()
         add_spectral_outputs(self)
 
@@ -87,12 +92,8 @@ class MapGeologyAlgorithm(ClassWorkflow):
                 "class model for multispectral bands, such as the bundled geology_oli.onnx (leave 'Model' empty).")
 
     def extra_reads(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str) -> list:
-        """The Landsat MTL file the run reads (given, or found beside the raster)."""
-        from ..inference.engine.destinations import Read
-        from ..inference.workflows.presets import find_mtl
-
-        mtl = self.parameterAsFile(parameters, self.MTL, context) or find_mtl(path)
-        return [Read(mtl, "the Landsat MTL file")] if mtl else []
+        """The Landsat MTL file and the cloud mask the run reads (given, or found beside the raster)."""
+        return scene_reads(self, parameters, context, path)
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
@@ -104,12 +105,13 @@ class MapGeologyAlgorithm(ClassWorkflow):
             preset = list(PRESETS)[self.parameterAsEnum(parameters, self.PRESET, context)]
             mapping = resolve_preset(run.path, run.model.card, preset,
                                      self.parameterAsInts(parameters, self.BANDS, context) or None,
-                                     self.parameterAsFile(parameters, self.MTL, context) or None)
+                                     **scene_arguments(self, parameters, context))
             run.report.info(mapping.description)
             spectral = spectral_request(self, parameters, context, run, mapping)
             options = RunOptions(bands=mapping.bands, input_scale=mapping.scale, input_offset=mapping.offset,
                                  confidence_path=run.outputs[self.CONFIDENCE] or None)
             with run.report, run.staging() as stage:
+                apply_mask(run, mapping, options, stage, run.outputs[self.OUTPUT])
                 done = self.run_engine(run, run.outputs[self.OUTPUT], options, stage)
                 stats = self.finish_classes(run, done, stage)
                 found = write_spectral_outputs(spectral, run, done, stage)

@@ -182,16 +182,19 @@ def test_geology_finds_the_lake_on_the_landsat_scene(ds_provider, scene, tmp_pat
     assert any("MTL" in line or "Level-1" in line for line in feedback.infos)  # the preset says what it did
 
 
-def test_geology_refuses_a_dem_a_three_band_scene_and_unscaled_16_bit(ds_provider, dem, tmp_path):
+def test_geology_refuses_a_dem_a_three_band_scene_and_scales_unknown_16_bit_scene_relative(ds_provider, dem,
+                                                                                          tmp_path):
     with pytest.raises(QgsProcessingException, match="(?i)single-band.*DEM"):
         run("mapgeology", {"INPUT": str(dem), "OUTPUT": str(tmp_path / "a.tif")})
     three = rasters.write_raster(tmp_path / "three.tif", np.full((3, 20, 20), 9000, np.uint16))
     with pytest.raises(QgsProcessingException, match="has 3 bands"):
         run("mapgeology", {"INPUT": str(three), "OUTPUT": str(tmp_path / "b.tif")})
+    assert not any((tmp_path / n).exists() for n in ("a.tif", "b.tif"))
     bare = rasters.write_raster(tmp_path / "bare.tif", np.full((6, 20, 20), 9000, np.uint16))
-    with pytest.raises(QgsProcessingException, match="choose the band preset"):
-        run("mapgeology", {"INPUT": str(bare), "OUTPUT": str(tmp_path / "c.tif")})
-    assert not any((tmp_path / n).exists() for n in ("a.tif", "b.tif", "c.tif"))
+    feedback = RecordingFeedback()  # no longer "Can't tell which sensor and product": scene-relative, said so
+    run("mapgeology", {"INPUT": str(bare), "OUTPUT": str(tmp_path / "c.tif")}, feedback)
+    assert any("scene-relative scaling: the product is not known" in line and "choose the band preset" in line
+               for line in feedback.infos), feedback.infos
 
 
 # ---------------------------------------------------------------------------------------------- anomalies
