@@ -38,7 +38,8 @@ HELP = ("Index layers (optional): a 5-band Float32 GeoTIFF of the layers geologi
         "(values beyond are clipped; the percentiles are in the band metadata). It loads as a colour composite: "
         "red = ferric iron, green = ferrous iron, blue = hydroxyl / clay, so iron-stained ground shows red, clay "
         "alteration blue and both together magenta; pick a single band with a colour ramp in the layer's "
-        "symbology to read one layer.\n\n"
+        "symbology to read one layer. Vegetation also raises hydroxyl / clay: read the mineral layers where NDVI is "
+        "low.\n\n"
         "Spectral units (optional): an unsupervised map of the scene's distinct surfaces, k-means (k-means++ seeds, "
         "a fixed seed) on the standardised index layers and log reflectances of a pixel sample, with the number of "
         "units chosen from 3 to 12 by the silhouette (or given in 'Number of spectral units'). Each unit has a "
@@ -96,9 +97,10 @@ def spectral_request(alg: "WorkflowAlgorithm", parameters: dict[str, Any], conte
     return SpectralRequest(indices, units, k, mult.tolist(), add.tolist(), list(mapping.bands), sensor)
 
 
-def write_spectral_outputs(request: SpectralRequest | None, run: "Run", done: "ResampledRun",
-                           stage: "Staging") -> "SpectralResult | None":
-    """Inside the run's staging: the index layers and the units, the units' legend to the log."""
+def write_spectral_outputs(request: SpectralRequest | None, run: "Run", done: "ResampledRun", stage: "Staging",
+                           valid_mask: str | None = None) -> "SpectralResult | None":
+    """Inside the run's staging: the index layers and the units, the units' legend to the log. `valid_mask`: the
+    run's cloud mask on the scene's grid (0 = masked), as handed to the engine."""
     if request is None:
         return None
     from ..inference.workflows.indices import SENSORS
@@ -107,9 +109,10 @@ def write_spectral_outputs(request: SpectralRequest | None, run: "Run", done: "R
     what = " and ".join(n for n, p in (("index layers", request.indices), ("spectral units", request.units)) if p)
     run.report.info(f"Writing the {what} (reflectance on the {SENSORS[request.sensor][0]} bands)...")
     plan = plan_spectral(run.path, request.bands, request.mult, request.add, request.sensor,
-                         units=bool(request.units), k=request.k or None)
+                         units=bool(request.units), k=request.k or None, valid_mask=valid_mask or "")
     result = write_spectral(run.path, plan, request.indices, request.units, done.result.output_path,
-                            run.model.card.output.classes, stage, run.report.is_cancelled, run.report.on_progress)
+                            run.model.card.output.classes, stage, run.report.is_cancelled, run.report.on_progress,
+                            valid_mask=valid_mask or "")
     if request.units:
         run.report.info(f"Spectral units: {plan.how}.\n" + format_units(result.units))
     return result

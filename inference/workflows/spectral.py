@@ -94,11 +94,16 @@ def features(rho: np.ndarray, stretched: np.ndarray) -> np.ndarray:
 
 
 def plan_spectral(path: str, bands: Sequence[int], mult: Sequence[float], add: Sequence[float], sensor: str = "common",
-                  units: bool = False, k: int | None = None, seed: int = 0) -> SpectralPlan:
+                  units: bool = False, k: int | None = None, seed: int = 0, valid_mask: str = "") -> SpectralPlan:
     """The scene stretch and (with `units`) the k-means fit, from a decimated read of the scene. `k`: the number of
-    units, or None to choose it from 3..12 by silhouette."""
+    units, or None to choose it from 3..12 by silhouette. `valid_mask`: a raster on the scene's grid, 0 = masked
+    (clouds: RunOptions.valid_mask)."""
     m, a = np.asarray(mult, np.float64), np.asarray(add, np.float64)
     raw, valid = decimated(path, bands, side=SAMPLE_SIDE)
+    if valid_mask:
+        mask = open_raster(valid_mask)
+        valid &= mask.ReadAsArray(0, 0, mask.RasterXSize, mask.RasterYSize, buf_xsize=valid.shape[1],
+                                  buf_ysize=valid.shape[0], band_list=[1]).reshape(valid.shape) > 0
     rho = raw * m[:, None, None].astype(np.float32) + a[:, None, None].astype(np.float32)
     values = compute_indices(rho)
     stretch = Stretch.from_sample(values, valid)
@@ -119,7 +124,8 @@ def plan_spectral(path: str, bands: Sequence[int], mult: Sequence[float], add: S
     else:
         fit, scores = choose_k(z, seed=seed)
         tried = ", ".join(f"{n}: {s:.3f}" for n, s in scores.items())
-        how = f"k = {fit.k} chosen by the highest mean silhouette on the sample (k: silhouette {tried})"
+        how = f"k = {fit.k} chosen by the highest mean silhouette on the sample (k: silhouette {tried})" if scores \
+            else f"k = {fit.k}: the sample holds only {fit.k} distinct pixel value{'s' if fit.k != 1 else ''}"
     return SpectralPlan(plan.bands, m, a, plan.sensor, stretch, mean, std, fit,
                         f"{how}; k-means++ with seed {seed} on {len(z)} pixels of a decimated read", scores)
 
@@ -136,11 +142,11 @@ def palette(k: int) -> list[str]:
 def write_spectral(path: str, plan: SpectralPlan, indices_path: str = "", units_path: str = "",
                    classes_path: str = "", classes: Sequence[ClassInfo] = (), staging: Staging | None = None,
                    is_cancelled: Cancelled | None = None, on_progress: Progress | None = None,
-                   rows: int | None = None, columns: int = _CHUNK) -> SpectralResult:
+                   rows: int | None = None, columns: int = _CHUNK, valid_mask: str = "") -> SpectralResult:
     """Write the index raster and/or the units raster (`plan` must hold a fit for the units), reading the scene in
     windows of `rows` (default: whole block rows of the file, whole tile rows of the outputs) by `columns`.
     `classes_path`: a class raster on the scene's grid (the geology of the same run, perhaps staged) whose classes
-    the units legend counts."""
+    the units legend counts. `valid_mask`: a raster on the scene's grid, 0 = masked (nodata in both outputs)."""
     cancelled, progress = is_cancelled or never_cancelled, on_progress or no_progress
     fit = plan.fit if units_path else None
     if fit is None and units_path:
@@ -157,6 +163,7 @@ def write_spectral(path: str, plan: SpectralPlan, indices_path: str = "", units_
         if class_ds is not None and (class_ds.RasterXSize, class_ds.RasterYSize) != (width, height):
             class_ds = None  # not on the scene's grid: the legend goes without the geology
         class_band = class_ds.GetRasterBand(1) if class_ds is not None else None
+        mask_ds = open_raster(valid_mask) if valid_mask else None
         counts, sums = np.zeros(k + 1, np.int64), np.zeros((k + 1, len(INDICES)))
         hist = np.zeros((k + 1, 256), np.int64)
         index_writer = unit_writer = None
@@ -179,6 +186,8 @@ def write_spectral(path: str, plan: SpectralPlan, indices_path: str = "", units_
             rho = np.empty((len(plan.bands), win.h, win.w), np.float32)
             valid = np.empty((win.h, win.w), bool)
             source.read_rows(win.y, win.x, rho, valid)  # scaled to reflectance by the source
+            if mask_ds is not None:
+                valid &= mask_ds.GetRasterBand(1).ReadAsArray(win.x, win.y, win.w, win.h) > 0
             stretched = plan.stretch.apply(compute_indices(rho))
             if index_writer is not None:
                 index_writer.write(win.x, win.y, np.where(valid[None], stretched, np.float32(FLOAT_NODATA)))
@@ -205,7 +214,7 @@ def write_spectral(path: str, plan: SpectralPlan, indices_path: str = "", units_
         if index_writer is not None:
             result.indices_path, result.indices_style = indices_path, index_writer.style_path
         source.close()
-        ds = class_band = class_ds = None
+        ds = class_band = class_ds = mask_ds = None
     return result
 
 

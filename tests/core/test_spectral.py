@@ -226,3 +226,28 @@ def test_cancel_leaves_no_output(tmp_path):
         spectral.write_spectral(str(path), plan, str(tmp_path / "i.tif"), str(tmp_path / "u.tif"), rows=8,
                                 is_cancelled=cancel_second)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s2.tif"]
+
+
+def test_a_uniform_scene_makes_one_unit(tmp_path):
+    path = rasters.write_raster(tmp_path / "flat.tif", np.full((6, 30, 30), 0.2, np.float32))
+    plan = spectral.plan_spectral(str(path), [1, 2, 3, 4, 5, 6], [1.0] * 6, [0.0] * 6, units=True)
+    assert plan.fit is not None and plan.fit.k == 1 and "only 1 distinct pixel value" in plan.how
+    result = spectral.write_spectral(str(path), plan, str(tmp_path / "i.tif"), str(tmp_path / "u.tif"))
+    assert [u.percent for u in result.units] == [100.0]
+    assert np.unique(gdal.Open(str(tmp_path / "i.tif")).ReadAsArray()).tolist() == [0.0]
+
+
+def test_a_valid_mask_makes_nodata_in_both_outputs(tmp_path):
+    path, _, mult, add = surfaces_scene(tmp_path, nodata=False)
+    clear = np.ones((40, 48), np.uint8)
+    clear[30:, 40:] = 0  # a cloud
+    mask = rasters.write_raster(tmp_path / "mask.tif", clear)
+    plan = spectral.plan_spectral(str(path), [1, 2, 3, 4, 5, 6], mult, add, "msi", units=True, k=4,
+                                  valid_mask=str(mask))
+    result = spectral.write_spectral(str(path), plan, str(tmp_path / "i.tif"), str(tmp_path / "u.tif"),
+                                     valid_mask=str(mask))
+    labels = gdal.Open(str(tmp_path / "u.tif")).ReadAsArray()
+    values = gdal.Open(str(tmp_path / "i.tif")).ReadAsArray()
+    assert (labels[clear == 0] == 0).all() and (labels[clear == 1] > 0).all()
+    assert (values[:, clear == 0] == np.float32(spectral.FLOAT_NODATA)).all()
+    assert sum(u.pixels for u in result.units) == int(clear.sum())
