@@ -114,8 +114,9 @@ def _choose(scene: Scene, card: ModelCard, family: str | None, bands: Sequence[i
         raise _bands_error(scene, card, f"has {scene.count} bands")
     picked = choose_bands(scene, family)
     names = _named_bands(scene)
-    if picked and picked[1] != "matched by band name" and all(names):  # band names that contradict the layout
-        picked = None
+    numbered = [re.sub(r"^B0*", "", n) for n in names] == [str(i) for i in range(1, scene.count + 1)]
+    if picked and picked[1] != "matched by band name" and all(names) and not numbered:
+        picked = None  # band names (B05, B8A ...) that say the layout's bands are not there
     if picked is None:
         if all(names):
             raise _bands_error(scene, card, f"holds the bands {', '.join(names)}, which lack some of the six")
@@ -179,7 +180,7 @@ def _radiometry(scene: Scene, product: str, found: Sensor | None, mtl: Mtl | Non
     if product in ("sr", "toa", "x10000"):
         return uniform(1e-4, 0.0, "value / 10000")
     if product in ("l1c", "l2a") and looks_like_reflectance(scene, bands):
-        return uniform(1.0, 0.0, "float values 0..1 used as reflectance")
+        return uniform(1.0, 0.0, "used as reflectance")
     if product in ("l1c", "l2a"):
         offset, how, assumed = find_s2_offset(scene, s2, bands)
         q = next((float(scene.metadata[k]) for k in ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE")
@@ -228,9 +229,10 @@ def resolve_preset(path: str, card: ModelCard, preset: str = "auto", bands: Sequ
     found, sensor_cue = find_sensor(scene, mtl)
     if preset.startswith("sentinel2") and (not found or found.family != "msi"):
         found, sensor_cue = catalog.sensor("msi"), "as chosen"
-    elif preset in ("landsat_tm_l1", "landsat_etm_l1") and (not found or found.family not in ("tm", "etm")):
-        found = catalog.sensor("etm" if "etm" in preset else "tm", 5 if "tm" in preset else 7)
-        found, sensor_cue = (catalog.sensor("tm") if "tm_" in preset else found), "as chosen"
+    elif preset in ("landsat_tm_l1", "landsat_etm_l1"):
+        family = preset.split("_")[1]
+        if not found or found.family != family:
+            found, sensor_cue = catalog.sensor(family), "as chosen"
     elif preset in ("landsat_l1", "landsat_l2", "landsat_sr") and found and not found.landsat:
         found, sensor_cue = None, ""
     chosen, how = _choose(scene, card, found.family if found else None, bands)
@@ -257,7 +259,8 @@ def resolve_preset(path: str, card: ModelCard, preset: str = "auto", bands: Sequ
     else:
         scale, offset, note = to_model(rad, unit)
         surface = product in ("l2", "sr") and unit == "dn"
-        cues = "; ".join(c for c in (sensor_cue if sensor_cue != cue else "", cue) if c and c != "as chosen")
+        cues = "; ".join(c for c in ("" if cue.startswith(sensor_cue) else sensor_cue, cue)
+                         if c and c != "as chosen")
         text = (f"{what}{', ' + cues if cues else ''}: {rad.text}{note}"
                 + (" (an approximation: the model was trained on top-of-atmosphere values)" if surface else ""))
     mask = _mask(scene, mask_path, mtl)

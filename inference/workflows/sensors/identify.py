@@ -186,8 +186,7 @@ def find_product(scene: Scene, sensor: Sensor | None, mtl: Mtl | None, bands: li
         if kind == "sr" and not landsat:
             kind = "x10000"
         why = "negative values" if low < 0 else f"the darkest blue pixels at {dark:g}"
-        return kind, (f"{scene.type_name} values up to {top:g} with {why}: "
-                      f"{'surface' if kind != 'toa' else 'top-of-atmosphere'} reflectance x 10000")
+        return kind, f"{scene.type_name} values up to {top:.0f} with {why}"
     what = {"Byte": "8-bit", "UInt16": "16-bit", "Int16": "16-bit", "UInt32": "32-bit integer",
             "Int32": "32-bit integer"}.get(scene.type_name, "floating-point (not reflectance 0..1)")
     names = "band names that do not tell the product" if any(scene.keys) else "no band names"

@@ -3,7 +3,8 @@ and the Sentinel-2 scene classification (SCL), found beside a scene or given, de
 (1 = use the pixel, 0 = masked) on the scene's grid for the engine (RunOptions.valid_mask).
 
 Bits and classes: Landsat Collection 2 Level-1/Level-2 Data Format Control Books (LSDS-1822 / LSDS-1328): QA_PIXEL
-bit 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud, 4 cloud shadow. Collection 1 BQA: bit 0 fill, 4 cloud, bits 7-8
+bit 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud, 4 cloud shadow. Collection 1 surface reflectance pixel_qa (LaSRC /
+LEDAPS product guides): bit 0 fill, 3 cloud shadow, 5 cloud, bits 8-9 cirrus confidence. Collection 1 BQA: bit 0 fill, 4 cloud, bits 7-8
 cloud-shadow confidence, 11-12 cirrus confidence (3 = high). Pre-collection Landsat 8 BQA: bit 0 fill, bits 12-13
 cirrus and 14-15 cloud confidence (3 = high). Sentinel-2 SCL (Level-2A Product Format Specification): 0 no data,
 1 saturated or defective, 3 cloud shadow, 8 and 9 cloud (medium, high probability), 10 thin cirrus.
@@ -23,10 +24,12 @@ from ...engine.errors import InputError
 gdal.UseExceptions()
 
 KINDS = {"qa_pixel": "Landsat Collection 2 QA_PIXEL (fill, dilated cloud, cirrus, cloud, cloud shadow)",
+         "pixel_qa": "Landsat Collection 1 surface-reflectance pixel_qa (fill, cloud shadow, cloud, high-confidence "
+                     "cirrus)",
          "bqa_c1": "Landsat Collection 1 BQA (fill, cloud, high-confidence cloud shadow and cirrus)",
          "bqa_pre": "Landsat 8 pre-collection BQA (fill, high-confidence cloud and cirrus)",
          "scl": "Sentinel-2 SCL (no data, defective, cloud shadow, cloud, cirrus: classes 0, 1, 3, 8, 9, 10)"}
-_TOKENS = (("QA_PIXEL", "qa_pixel"), ("PIXEL_QA", "qa_pixel"), ("BQA", "bqa_c1"), ("_QA", "bqa_c1"),
+_TOKENS = (("QA_PIXEL", "qa_pixel"), ("PIXEL_QA", "pixel_qa"), ("BQA", "bqa_c1"), ("_QA", "bqa_c1"),
            ("SCL", "scl"))
 _SCL_MASKED = (0, 1, 3, 8, 9, 10)
 
@@ -97,6 +100,8 @@ def valid_pixels(values: np.ndarray, kind: str) -> np.ndarray:
         return ~np.isin(v, _SCL_MASKED)
     if kind == "qa_pixel":
         return (v & 0b11111) == 0
+    if kind == "pixel_qa":
+        return ((v & 1) == 0) & ((v & (1 << 3)) == 0) & ((v & (1 << 5)) == 0) & (((v >> 8) & 3) != 3)
     if kind == "bqa_c1":
         return ((v & 1) == 0) & ((v & (1 << 4)) == 0) & (((v >> 7) & 3) != 3) & (((v >> 11) & 3) != 3)
     return ((v & 1) == 0) & (((v >> 12) & 3) != 3) & (((v >> 14) & 3) != 3)

@@ -102,9 +102,12 @@ def open_scene(path: str) -> Scene:
     ds = open_raster(path)
     files = [_source_file(ds, i) for i in range(1, ds.RasterCount + 1)]
     sources = [f for f in files if f] if all(files) and len(set(files)) == len(files) else []
+    texts = [ds.GetRasterBand(i).GetDescription().strip() for i in range(1, ds.RasterCount + 1)]
+    if all(re.fullmatch(rf"band[\s_]*0*{i}", t.lower()) for i, t in enumerate(texts, start=1)):
+        texts = [""] * len(texts)  # 'Band 1'..'Band n': GDAL's and QGIS's placeholders, not band names
     band_keys = []
     for i in range(1, ds.RasterCount + 1):
-        text = ds.GetRasterBand(i).GetDescription().strip()
+        text = texts[i - 1]
         token = file_band(sources[i - 1]) if sources else None
         band_keys.append(keys(text) if text else keys(token) if token else set())
     metadata: dict[str, str] = {}
