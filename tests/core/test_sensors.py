@@ -263,6 +263,10 @@ def test_collection2_level2_with_qa_pixel_built_from_the_sr_scene(tmp_path: Path
     assert mapping.mask is not None and mapping.mask.kind == "qa_pixel" and mapping.mask.path == str(qa_path)
     as_dn = resolve_preset(str(stack), dn)
     assert as_dn.scale == [1.375] * 6 and as_dn.offset == [-5000.0] * 6
+    given = resolve_preset(str(stack), dn, mask_path=str(qa_path))
+    assert given.mask is not None and given.mask.how == "given" and given.mask.kind == "qa_pixel"
+    with pytest.raises(InputError, match="Mask file not found: '.*nowhere.tif'"):
+        resolve_preset(str(stack), dn, mask_path=str(tmp_path / "nowhere.tif"))
     mask, share = write_valid_mask(as_dn.mask, str(stack), str(tmp_path / "valid.tif"))  # type: ignore[arg-type]
     masked = (qa & 0b11111) != 0
     assert share == pytest.approx(masked.mean()) and masked.sum() == 20 * 30 + 10 * 20 + 1

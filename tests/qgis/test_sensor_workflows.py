@@ -74,3 +74,23 @@ def test_the_bqa_beside_the_landsat8_scene_masks_its_clouds(ds_provider, tmp_pat
     assert (classes[0][~clouds & (bqa & 1 == 0) & (((bqa >> 12) & 3) != 3)] != nodata[0]).all()
     assert any("Landsat 8 OLI Level-1 DN, from the MTL l8_MTL.txt" in line for line in feedback.infos)
     assert any(line.startswith("Cloud mask: ") for line in feedback.infos), feedback.infos
+
+
+def test_a_given_scl_mask_makes_its_clouds_nodata(ds_provider, landsat7, tmp_path):
+    """The QA_MASK parameter: an SCL-coded raster on the scene's grid (built here) with a cloud block and a shadow."""
+    ds = gdal.Open(str(landsat7))
+    scl = np.full((ds.RasterYSize, ds.RasterXSize), 4, np.uint8)
+    scl[100:200, 150:300] = 9
+    scl[250:260, 50:60] = 3
+    out = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "given_SCL.tif"), ds.RasterXSize, ds.RasterYSize, 1,
+                                               gdal.GDT_Byte)
+    out.SetGeoTransform(ds.GetGeoTransform())
+    out.SetProjection(ds.GetProjection())
+    out.GetRasterBand(1).WriteArray(scl)
+    out = None
+    feedback = RecordingFeedback()
+    result = run("mapgeology", {"INPUT": str(landsat7), "OUTPUT": str(tmp_path / "g.tif"),
+                                "QA_MASK": str(tmp_path / "given_SCL.tif")}, feedback)
+    classes, _, _, nodata = read(result["OUTPUT"])
+    assert (classes[0][scl != 4] == nodata[0]).all()
+    assert any("Sentinel-2 SCL" in line and "(given)" in line for line in feedback.infos), feedback.infos
