@@ -114,7 +114,7 @@ class MapGeologyAlgorithm(ClassWorkflow):
                 apply_mask(run, mapping, options, stage, run.outputs[self.OUTPUT])
                 done = self.run_engine(run, run.outputs[self.OUTPUT], options, stage)
                 stats = self.finish_classes(run, done, stage)
-                found = write_spectral_outputs(spectral, run, done, stage, getattr(options, "valid_mask", None))
+                found = write_spectral_outputs(spectral, run, done, stage, options.valid_mask)
             results = self.publish_classes(parameters, context, run, done, stats)
             publish_spectral(context, run, found, results)
             return results

@@ -90,10 +90,10 @@ def spectral_request(alg: "WorkflowAlgorithm", parameters: dict[str, Any], conte
         return None
     k = alg.parameterAsInt(parameters, UNITS_K, context) if parameters.get(UNITS_K) not in (None, "") else 0
     mult, add = reflectance_rescaling(run.model.card, mapping.scale, mapping.offset)
-    if getattr(mapping, "scene_relative", False):
+    if mapping.scene_relative:
         run.report.info("The index layers and units are computed on scene-relative values (the product is not "
                         "known): ratios between surfaces hold, absolute index values do not.")
-    sensor = sensor_of(f"{getattr(mapping, 'sensor', '')} {mapping.preset}")  # "Landsat 7 ETM+ landsat_l1"
+    sensor = sensor_of(f"{mapping.sensor} {mapping.preset}")  # "Landsat 7 ETM+ landsat_l1"
     return SpectralRequest(indices, units, k, mult.tolist(), add.tolist(), list(mapping.bands), sensor)
 
 

@@ -93,3 +93,36 @@ def test_spectral_outputs_load_styled_and_k_can_be_given(ds_provider, holed_scen
     assert units.type() == "paletted" and [c.value for c in units.classes()] == [1, 2, 3, 4]
     labels = [c.label for c in units.classes()]
     assert all(label.startswith(f"unit {i} (") for i, label in enumerate(labels, start=1)), labels
+
+
+SHARED_L7 = Path(__file__).resolve().parents[3] / "shared" / "data" / "multispectral" / "landsat7_etm_northcarolina"
+
+
+@pytest.mark.skipif(not SHARED_L7.is_dir(), reason=f"the shared data folder is not at {SHARED_L7}")
+def test_landsat7_bands_and_a_cloud_mask(ds_provider, tmp_path):
+    """The real Landsat 7 ETM+ stack with an SCL-coded cloud mask: the index bands are named on ETM+ bands, and
+    the masked pixels are nodata in both spectral outputs."""
+    import processing
+
+    for name in [f"lsat7_2000_{b}0.tif" for b in (1, 2, 3, 4, 5, 7)] + ["lsat7_2000_B1-B5-B7_stack.vrt"]:
+        shutil.copy(SHARED_L7 / name, tmp_path / name)
+    scene = tmp_path / "lsat7_2000_B1-B5-B7_stack.vrt"
+    src = gdal.Open(str(scene))
+    scl = np.full((src.RasterYSize, src.RasterXSize), 4, np.uint8)
+    scl[100:200, 150:300] = 9  # cloud, high probability
+    mask = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "scl.tif"), src.RasterXSize, src.RasterYSize, 1,
+                                                gdal.GDT_Byte)
+    mask.SetGeoTransform(src.GetGeoTransform())
+    mask.SetProjection(src.GetProjection())
+    mask.GetRasterBand(1).WriteArray(scl)
+    mask = None
+    result = processing.run("deepstrata:mapgeology", {
+        "INPUT": str(scene), "OUTPUT": str(tmp_path / "g.tif"), "QA_MASK": str(tmp_path / "scl.tif"),
+        "INDICES": str(tmp_path / "i.tif"), "UNITS": str(tmp_path / "u.tif"), "UNITS_K": 5})
+    indices = gdal.Open(result["INDICES"])
+    assert "(B3 / B1)" in indices.GetRasterBand(1).GetDescription()
+    assert "(B5 / B7)" in indices.GetRasterBand(3).GetDescription()
+    values = indices.ReadAsArray()
+    assert (values[:, scl == 9] == np.float32(indices.GetRasterBand(1).GetNoDataValue())).all()
+    labels = gdal.Open(result["UNITS"]).ReadAsArray()
+    assert (labels[scl == 9] == 0).all() and set(np.unique(labels[scl == 4])) - {0} == {1, 2, 3, 4, 5}
