@@ -15,7 +15,7 @@ from __future__ import annotations
 import colorsys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from osgeo import gdal
@@ -210,6 +210,7 @@ def write_spectral(path: str, plan: SpectralPlan, indices_path: str = "", units_
         if unit_writer is not None:
             result.units = _legend(counts, sums, hist, classes if class_band is not None else (), colours)
             unit_writer.style_xml = paletted_qml([ClassInfo(u.value, u.label, u.color) for u in result.units])
+            unit_writer.ds.GetRasterBand(1).SetDefaultRAT(attribute_table(result.units))
             result.units_path, result.units_style = units_path, unit_writer.style_path
         if index_writer is not None:
             result.indices_path, result.indices_style = indices_path, index_writer.style_path
@@ -248,6 +249,34 @@ def _legend(counts: np.ndarray, sums: np.ndarray, hist: np.ndarray, classes: Seq
             geology, share = names.get(best, str(best)), 100.0 * float(hist[j, best]) / float(hist[j].sum())
         stats.append(UnitStat(j, n, 100.0 * n / total, means, geology, share, colours[j - 1]))
     return stats
+
+
+def attribute_table(units: Sequence[UnitStat]) -> gdal.RasterAttributeTable:
+    """The units legend as a raster attribute table: value, label, pixels, percent, mean index layers, geology, and
+    the colour (QGIS and GDAL read it from the .aux.xml beside the GeoTIFF)."""
+    keys = [index.key for index in INDICES]
+    columns = [("value", gdal.GFT_Integer, gdal.GFU_MinMax), ("unit", gdal.GFT_String, gdal.GFU_Name),
+               ("pixels", gdal.GFT_Integer, gdal.GFU_PixelCount), ("percent", gdal.GFT_Real, gdal.GFU_Generic)]
+    columns += [(f"mean_{k}", gdal.GFT_Real, gdal.GFU_Generic) for k in keys]
+    columns += [("geology", gdal.GFT_String, gdal.GFU_Generic), ("geology_percent", gdal.GFT_Real, gdal.GFU_Generic)]
+    columns += [(c, gdal.GFT_Integer, usage) for c, usage in (("red", gdal.GFU_Red), ("green", gdal.GFU_Green),
+                                                             ("blue", gdal.GFU_Blue))]
+    table = gdal.RasterAttributeTable()
+    for name, kind, usage in columns:
+        table.CreateColumn(name, kind, usage)
+    table.SetRowCount(len(units))
+    for row, u in enumerate(units):
+        rgb = [int(u.color[i:i + 2], 16) for i in (1, 3, 5)]
+        values: list[Any] = [u.value, u.label, u.pixels, u.percent] + [u.means[k] for k in keys] + \
+            [u.geology, u.geology_percent] + rgb
+        for col, ((_, kind, _), value) in enumerate(zip(columns, values)):
+            if kind == gdal.GFT_Integer:
+                table.SetValueAsInt(row, col, int(value))
+            elif kind == gdal.GFT_Real:
+                table.SetValueAsDouble(row, col, float(value))
+            else:
+                table.SetValueAsString(row, col, str(value))
+    return table
 
 
 def format_units(units: Sequence[UnitStat]) -> str:

@@ -183,6 +183,13 @@ def test_geology_classes_counted_per_unit(tmp_path):
     assert all(u.geology_percent == 100.0 for u in result.units)
     assert "mostly" in result.units[0].label and "k = 4 as given" in plan.how
     assert "clay / hydroxyl" in spectral.format_units(result.units)
+    ds = gdal.Open(str(tmp_path / "u.tif"))
+    ds.GetGeoTransform()  # GDAL 3.6 reads the .aux.xml lazily
+    table = ds.GetRasterBand(1).GetDefaultRAT()
+    columns = [table.GetNameOfCol(i) for i in range(table.GetColumnCount())]
+    assert table.GetRowCount() == 4 and columns[:4] == ["value", "unit", "pixels", "percent"]
+    assert [table.GetValueAsString(i, columns.index("geology")) for i in range(4)] == [u.geology for u in result.units]
+    assert table.GetValueAsDouble(0, columns.index("mean_mndwi")) == pytest.approx(result.units[0].means["mndwi"])
 
 
 def test_windowed_result_equals_whole_image(tmp_path):
