@@ -21,7 +21,6 @@ from deepstrata.inference.workflows.sensors.scene import open_scene
 from ds_testing import models, rasters
 
 gdal.UseExceptions()
-gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")  # the shared data stays untouched (no .aux.xml beside it)
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 L5 = SHARED / "landcover" / "landsat5_amazon"
