@@ -23,8 +23,8 @@ from ..engine.errors import InputError
 from ..engine.raster import map_bands
 from .sensors import calibration, catalog
 from .sensors.catalog import COMMON, Sensor
-from .sensors.identify import (Identity, choose_bands, find_product, find_sensor, landsat_marks, looks_like_reflectance,
-                               source_mtl)
+from .sensors.identify import (Identity, choose_bands, find_product, find_sensor, landsat_date, landsat_marks,
+                               looks_like_reflectance, source_mtl)
 from .sensors.identify import s2_offset as find_s2_offset
 from .sensors.masks import MaskSource, find_mask, kind_of
 from .sensors.mtl import Mtl, find_mtl, read_mtl
@@ -152,14 +152,17 @@ def _landsat_l1(scene: Scene, found: Sensor, mtl: Mtl | None) -> Radiometry:
                               f"elevation {elevation:g}° and Earth-Sun distance {d:.4f} AU (Chander et al. 2009)")
     if found.family in ("tm", "etm"):
         key = calibration.esun_key(found.satellite, "ETM+" if found.family == "etm" else "TM")
-        pairs3 = [calibration.radiance_to_reflectance(*calibration.typical_radiance(key, i), e, 1.0,
+        date = landsat_date(scene)
+        pairs3 = [calibration.radiance_to_reflectance(*calibration.typical_radiance(key, i, date), e,
+                                                      calibration.earth_sun_distance(date),
                                                       calibration.TYPICAL_SUN_ELEVATION)
                   for i, e in enumerate(calibration.ESUN[key])]
         gains = "high gains" if key == "ETM+" else "gains"
         return Radiometry([p[0] for p in pairs3], [p[1] for p in pairs3],
-                          f"typical {key} {gains} of Chander et al. (2009), sun elevation 45° and Earth-Sun "
-                          "distance 1 assumed (an approximation: no MTL found; give the scene's MTL for exact "
-                          "values)", assumed=True)
+                          f"typical {key} {gains} of Chander et al. (2009), sun elevation 45° and "
+                          f"{'the Earth-Sun distance of ' + date.isoformat() if date else 'Earth-Sun distance 1'} "
+                          "assumed (an approximation: no MTL found; give the scene's MTL for exact values)",
+                          assumed=True)
     why = "the MTL lacks it" if mtl else "no MTL found"
     return uniform(OLI_MULT, OLI_ADD, f"standard rescaling MULT {OLI_MULT:g}, ADD {OLI_ADD:g} assumed ({why})",
                    sun_corrected=False, sun_elevation=mtl.sun_elevation if mtl else None, assumed=True)

@@ -432,3 +432,22 @@ def test_placeholder_band_names_do_not_pick_bands(tmp_path: Path, dn: ModelCard)
     numbered = rasters.write_raster(tmp_path / "LC08_232066_20190727_sr.tif", np.full((6, 8, 10), 900, np.int16),
                                     descriptions=[f"B{i}" for i in range(1, 7)])  # numbered, not OLI's B1..B6
     assert resolve_preset(str(numbered), dn).bands == [1, 2, 3, 4, 5, 6]
+
+
+def test_landsat5_8_bit_dn_without_its_mtl_gets_the_gains_of_its_date(tmp_path: Path, refl: ModelCard) -> None:
+    """The Landsat 5 bands B1-B5, B7 in one Byte GeoTIFF named with the Collection 1 id of the scene, no MTL: the
+    typical 1984-2003 ranges of Chander et al. (2009) are the MTL's own (LMAX 169 and 333 for B1 and B2), so only
+    the assumed sun elevation (45° for 49.76°) and the MTL's rounding separate the result from the exact one."""
+    name = "LT05_L1TP_224063_19880814_20161001_01_T1_stack.tif"
+    stack = _stack(tmp_path / name, [L5 / f"LT52240631988227CUB02_B{b}.TIF" for b in (1, 2, 3, 4, 5, 7)],
+                   dtype=gdal.GDT_Byte)
+    mapping = resolve_preset(str(stack), refl)
+    assert mapping.sensor == "Landsat 5 TM" and mapping.assumed and "Earth-Sun distance of 1988-08-14" in \
+        mapping.description
+    exact = resolve_preset(str(L5_STACK), refl)
+    ratio = math.sin(math.radians(49.75588889)) / math.sin(math.radians(45))
+    for band in range(6):
+        value = _pixel(stack, band + 1)
+        approx = value * mapping.scale[band] + mapping.offset[band]
+        # within the rounding of the MTL's RADIANCE_MULT to three decimals (0.066 for 0.06555 in B7)
+        assert approx == pytest.approx(ratio * (value * exact.scale[band] + exact.offset[band]), rel=1e-2)

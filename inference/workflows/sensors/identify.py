@@ -126,6 +126,21 @@ def _s2_level(scene: Scene, bands: Sequence[int], scale: float) -> tuple[str | N
                    f"the atmosphere, so {what} reflectance")
 
 
+_LANDSAT_DATE = re.compile(r"^L[CEOT]0[4-9]_L\w{3}_\d{6}_(\d{8})_|^L[CEOT][4-9]\d{6}(\d{4})(\d{3})")
+
+
+def landsat_date(scene: Scene) -> datetime.date | None:
+    """The acquisition date a Landsat product id tells (LT05_L1TP_PPPRRR_YYYYMMDD_..., LT5PPPRRRYYYYDDD...)."""
+    for name in scene.names:
+        match = _LANDSAT_DATE.match(name.upper())
+        if match and match.group(1):
+            text = match.group(1)
+            return datetime.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        if match:
+            return datetime.date(int(match.group(2)), 1, 1) + datetime.timedelta(days=int(match.group(3)) - 1)
+    return None
+
+
 def s2_offset(scene: Scene, given: float | None, bands: Sequence[int]) -> tuple[float, str, bool]:
     """The Sentinel-2 BOA/RADIO_ADD_OFFSET, how it is known, and whether it was assumed."""
     if given is not None:
