@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -18,7 +19,7 @@ from qgis.core import (
 )
 
 from ..compat import ProcessingNumberParameterType, ProcessingSourceType
-from .base import bundled_model, engine_errors
+from .base import FeedbackAdapter, bundled_model, engine_errors
 from .sensor_inputs import add_mtl, add_scene_parameters, apply_mask, scene_arguments, scene_reads
 from .styling import style_on_load, style_vector_on_load
 from .workflow import WorkflowAlgorithm, describe
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 DEM_MODEL = "anomaly_dem.onnx"
 SPECTRAL_MODEL = "anomaly_multispectral.onnx"
+# THRESHOLD_MODE options, in this order for good (the index is the parameter's value)
+THRESHOLD_MODES = ("The model's calibrated threshold (fixed: the same score means the same on every scene)",
+                   "Recalibrate on this scene: flag the top N % of its pixels")
 
 
 class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
@@ -41,10 +45,14 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
     ANOMALY_PIXELS = "ANOMALY_PIXELS"
     ANOMALY_PERCENT = "ANOMALY_PERCENT"
     PATCHES = "PATCHES"
+    FIT = "FIT"
+    THRESHOLD_MODE = "THRESHOLD_MODE"
+    FLAG_PERCENT = "FLAG_PERCENT"
     ICON = "anomalies.svg"
+    fitted_path = ""  # the model fitted by this run, when it fits one
     MODEL_HELP = ("An anomaly (autoencoder) model with a calibrated DeepStrata card. Empty: the bundled terrain "
                   "model for a 1-band DEM, the bundled spectral model for Landsat 4-9 or Sentinel-2 scenes. For "
-                  "another sensor, fit one with 'python -m training fit-anomaly RASTER --out MODEL.onnx'.")
+                  "another sensor, tick 'Fit a model to this raster' or run 'Fit anomaly model to this raster'.")
 
     def name(self) -> str:
         return "detectanomalies"
@@ -68,7 +76,10 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
             "Model: empty picks the bundled model by input: terrain anomalies (pits, mounds, quarries, spikes) "
             "for a 1-band DEM, resampled to its 30 m pixels and back when needed; spectral anomalies for a "
             "Landsat 4-9 or Sentinel-2 scene (band preset, MTL, Sentinel-2 offset and cloud mask as in Map geology).\n"
-            "Threshold: the score at and above which a pixel is anomalous; empty = the card's.\n"
+            "Fit a model to this raster: fits an anomaly model to the input itself (any sensor and band count; "
+            "no PyTorch) instead of using 'Model'; 'Fit anomaly model to this raster' does the same and saves it.\n"
+            "Threshold: the score at and above which a pixel is anomalous; empty = the card's (a fixed calibration), "
+            "or recalibrated on this scene to flag its top N %.\n"
             "Minimum area: anomaly polygons smaller than this (m²) are dropped.\n\n"
             "Outputs: the score (Float32, styled ramp), the mask (1 = anomaly, 0 = normal) and optional polygons "
             "of anomaly patches with their area, pixel count, peak and mean score.")
@@ -83,11 +94,27 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
         self.add(QgsProcessingParameterEnum(self.PRESET, self.tr("Band preset (multispectral models)"),
                                             options=[self.tr(label) for label in PRESETS.values()], defaultValue=0),
                  "For models that take Landsat 8/9 OLI bands: which product the scene is (see Map geology).")
+        self.add(QgsProcessingParameterBoolean(self.FIT, self.tr("Fit a model to this raster (ignores 'Model')"),
+                                               defaultValue=False),
+                 "Fit an anomaly model to the input itself (any sensor and band count; the chosen bands, else all), "
+                 "calibrated on it, and run it; no PyTorch needed. To keep the model for other scenes, use 'Fit "
+                 "anomaly model to this raster', which saves it.")
         add_mtl(self)
         add_scene_parameters(self)
         threshold = QgsProcessingParameterNumber(self.THRESHOLD, self.tr("Threshold (score; empty = the model's)"),
                                                  ProcessingNumberParameterType.Double, optional=True)
-        self.add(threshold, "Pixels scoring at least this are anomalies. Empty: the threshold in the model card.")
+        self.add(threshold, "Pixels scoring at least this are anomalies. Empty: the threshold in the model card, "
+                            "or recalibrated on the scene (below).")
+        self.add(QgsProcessingParameterEnum(self.THRESHOLD_MODE, self.tr("Threshold when none is given"),
+                                            options=[self.tr(mode) for mode in THRESHOLD_MODES], defaultValue=0),
+                 "The model's threshold is a fixed calibration: scores compare across scenes, and an ordinary "
+                 "scene has about 0.1 % flagged. Recalibrating sets the threshold so that the given share of this "
+                 "scene's pixels is flagged, whatever the scene (useful for a scene unlike the model's data).")
+        self.add(QgsProcessingParameterNumber(self.FLAG_PERCENT, self.tr("Share flagged when recalibrating (%)"),
+                                              ProcessingNumberParameterType.Double, defaultValue=0.1,
+                                              minValue=0.0001, maxValue=50.0),
+                 "With 'Recalibrate on this scene': the percentage of the scene's valid pixels at or above the "
+                 "threshold.")
         self.add(QgsProcessingParameterNumber(self.MIN_AREA, self.tr("Minimum anomaly area (m²)"),
                                               ProcessingNumberParameterType.Double, defaultValue=0.0,
                                               minValue=0.0),
@@ -120,9 +147,9 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
 
         facts = raster_facts(path)
         return self.tr("No bundled anomaly model fits '{0}' ({1} bands: the bundled ones take a 1-band DEM or a "
-                       "Landsat 4-9 / Sentinel-2 scene of at least 6 bands). Choose an autoencoder for 'Model', or "
-                       "fit one to this raster: python -m training fit-anomaly '{2}' --out model.onnx").format(
-                           facts.name, facts.bands, path)
+                       "Landsat 4-9 / Sentinel-2 scene of at least 6 bands). Choose an anomaly model for 'Model', or "
+                       "tick 'Fit a model to this raster' (or run 'Fit anomaly model to this raster', which also "
+                       "saves the model; no PyTorch needed).").format(facts.name, facts.bands)
 
     def check_model(self, model: "Model", path: str) -> None:
         card = model.card
@@ -130,7 +157,52 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
             raise QgsProcessingException(
                 f"'{card.name}' is {describe(model)}; Detect anomalies needs an anomaly (autoencoder) model with "
                 "a calibration in its card. Leave 'Model' empty for the bundled ones, or fit one to your raster "
-                "with 'python -m training fit-anomaly RASTER --out MODEL.onnx'.")
+                "with 'Fit a model to this raster'.")
+
+    def fits(self, parameters: dict[str, Any], context: QgsProcessingContext) -> bool:
+        """Whether this run fits a model to its input."""
+        return self.parameterAsBoolean(parameters, self.FIT, context)
+
+    def model_destination(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+        """Where a fitted model is written (Detect anomalies: a temporary file)."""
+        from .fit_anomaly import fitted_model_path
+
+        return fitted_model_path("")
+
+    def components(self, parameters: dict[str, Any], context: QgsProcessingContext) -> int:
+        from .fit_anomaly import DEFAULT_COMPONENTS
+
+        return DEFAULT_COMPONENTS
+
+    def resolve_model(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str,
+                      report: FeedbackAdapter) -> str | None:
+        """The chosen or bundled model; with 'Fit', a model fitted to the input here (fit_anomaly.py)."""
+        if not self.fits(parameters, context):
+            return super().resolve_model(parameters, context, path, report)
+        from .fit_anomaly import fit_to_raster
+
+        self.fitted_path = self.model_destination(parameters, context)
+        plain = self.parameters_for_provenance(parameters)
+        command = f"processing.run('deepstrata:{self.name()}', " + \
+            ", ".join(f"{k}={v!r}" for k, v in plain.items() if k != "algorithm") + ")"
+        fit_to_raster(path, self.fitted_path, self.parameterAsInts(parameters, self.BANDS, context) or None,
+                      self.components(parameters, context), report, command)
+        return self.fitted_path
+
+    def threshold(self, parameters: dict[str, Any], context: QgsProcessingContext, default: float,
+                  score_path: str, report: FeedbackAdapter) -> float:
+        """The THRESHOLD given; else the model's, or one recalibrated on the score of this scene."""
+        if parameters.get(self.THRESHOLD) not in (None, ""):
+            return self.parameterAsDouble(parameters, self.THRESHOLD, context)
+        if self.parameterAsEnum(parameters, self.THRESHOLD_MODE, context) != 1:
+            return default
+        from ..inference.workflows.anomaly_threshold import scene_threshold
+
+        percent = self.parameterAsDouble(parameters, self.FLAG_PERCENT, context)
+        value = scene_threshold(score_path, percent / 100.0, report.is_cancelled)
+        report.info(f"Threshold recalibrated on this scene: {value:.4g} flags the top {percent:g} % of its pixels "
+                    f"(the model's own threshold is {default:g}).")
+        return value
 
     def extra_reads(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str) -> list:
         """The Landsat MTL file and the cloud mask the run reads (given, or found beside the raster)."""
@@ -155,14 +227,13 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
             output = run.outputs[self.OUTPUT]
             options = RunOptions(bands=mapping.bands, input_scale=mapping.scale, input_offset=mapping.offset,
                                  search_m=self.search_distance(parameters, context))
-            threshold = (self.parameterAsDouble(parameters, self.THRESHOLD, context)
-                         if parameters.get(self.THRESHOLD) not in (None, "") else spec.threshold)
             mask, polygons = run.outputs[self.OUTPUT_MASK], run.outputs[self.OUTPUT_POLYGONS]
             with run.report, run.staging() as stage:
                 apply_mask(run, mapping, options, stage, output)
                 done = self.run_engine(run, output, options, stage)
                 results: dict[str, Any] = {self.OUTPUT: done.result.output_path,
                                            self.PROVIDER: done.result.provider}
+                threshold = self.threshold(parameters, context, spec.threshold, stage.current(output), run.report)
                 # the mask, when not asked for, is only a step towards the polygons: written in scratch space
                 mask_path = mask or os.path.join(stage.folder(output, "scratch"), "mask.tif")
                 stats = write_mask(output if mask else stage.current(output), threshold, mask_path,

@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterDestination,
     QgsProcessingUtils,
     QgsProperty,
@@ -74,6 +75,8 @@ def resolve_outputs(algorithm: QgsProcessingAlgorithm, parameters: dict[str, Any
             if layer_definition is not None:
                 outputs.definitions[name] = layer_definition
             continue
+        if isinstance(definition, QgsProcessingParameterFileDestination):
+            continue  # a plain file (a fitted model): the algorithm resolves and checks it itself
         kind = "raster" if isinstance(definition, QgsProcessingParameterRasterDestination) else "vector"
         outputs.paths[name] = algorithm.parameterAsOutputLayer(parameters, name, context) or ""
         outputs.kinds[name] = kind

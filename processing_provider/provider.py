@@ -8,12 +8,13 @@ from ..support import ICONS_DIR, icon, onnxruntime_problem, tr
 from .check_dependencies import CheckDependenciesAlgorithm
 from .classify_landforms import ClassifyLandformsAlgorithm
 from .detect_anomalies import DetectAnomaliesAlgorithm
+from .fit_anomaly import FitAnomalyAlgorithm
 from .map_geology import MapGeologyAlgorithm
 from .model_info import ModelInfoAlgorithm
 from .run_model import RunModelAlgorithm
 
-ALGORITHMS = (ClassifyLandformsAlgorithm, MapGeologyAlgorithm, DetectAnomaliesAlgorithm, RunModelAlgorithm,
-              ModelInfoAlgorithm, CheckDependenciesAlgorithm)
+ALGORITHMS = (ClassifyLandformsAlgorithm, MapGeologyAlgorithm, DetectAnomaliesAlgorithm, FitAnomalyAlgorithm,
+              RunModelAlgorithm, ModelInfoAlgorithm, CheckDependenciesAlgorithm)
 
 
 class DeepStrataProvider(QgsProcessingProvider):

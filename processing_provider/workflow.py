@@ -116,7 +116,7 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
         layer, path = self.input_raster(parameters, context)
         report = FeedbackAdapter(feedback)
         require_data(path)
-        model_path = self.parameterAsFile(parameters, self.MODEL, context) or self.default_model_for(path)
+        model_path = self.resolve_model(parameters, context, path, report)
         if not model_path:
             raise QgsProcessingException(self.no_model_message(path))
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
@@ -128,6 +128,12 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
                            input_reads(ds, path) + model.reads + self.extra_reads(parameters, context, path))
         ds = None
         return Run(layer, path, model, report, device, outputs, self.parameters_for_provenance(parameters))
+
+    def resolve_model(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str,
+                      report: FeedbackAdapter) -> str | None:
+        """The model file to run: the MODEL parameter, else the bundled one for this input (Detect anomalies
+        may fit one to the input here instead)."""
+        return self.parameterAsFile(parameters, self.MODEL, context) or self.default_model_for(path)
 
     def extra_reads(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str) -> list:
         """Files besides the raster and the model that the run reads (workflows that read more override this)."""

@@ -88,7 +88,7 @@ def _enabled(workflow: str, layer: LayerFacts) -> str:
     if layer.bands >= MIN_MULTISPECTRAL_BANDS:
         return tr("Detect anomalies in {0} with the bundled multispectral anomaly model").format(quoted)
     return tr("Detect anomalies in {0}. There is no bundled anomaly model for a {1}-band raster: pick your own "
-              "autoencoder in the dialog, or train one with `python -m training fit-anomaly`").format(
+              "model in the dialog, or tick 'Fit a model to this raster' there").format(
                   quoted, layer.bands)
 
 

@@ -16,6 +16,7 @@ from .fit import ANOMALIES, GEOLOGY, LANDFORMS, LayerFacts, title, workflow_fit
 
 RUN_MODEL = "deepstrata:runmodel"
 MODEL_INFO = "deepstrata:modelinfo"
+FIT_ANOMALY = "deepstrata:fitanomaly"
 # workflow -> (Processing algorithm, icon, action object name), in toolbar order
 WORKFLOWS = {
     LANDFORMS: ("deepstrata:classifylandforms", "landforms.svg", "DeepStrataLandforms"),
@@ -66,6 +67,10 @@ class DeepStrataToolbar(QObject):
             action.triggered.connect(partial(self.run_workflow, workflow))
             self.workflow_actions[workflow] = action
             self.toolbar.addAction(action)
+        self.fit_action = QAction(icon("anomalies.svg"), tr("Fit anomaly model to this raster…"), parent)
+        self.fit_action.setObjectName("DeepStrataFitAnomaly")
+        self.fit_action.triggered.connect(self.fit_anomaly)
+        self.toolbar.addAction(self.fit_action)
         self.separator = self.toolbar.addSeparator()
 
         self.run_action = QAction(icon("run_model.svg"), tr("Run model…"), parent)
@@ -100,7 +105,7 @@ class DeepStrataToolbar(QObject):
 
     def actions(self) -> list[QAction]:
         """Every action this toolbar adds, in toolbar order (the Raster > DeepStrata menu has the same)."""
-        return [*self.workflow_actions.values(), self.run_action, self.info_action]
+        return [*self.workflow_actions.values(), self.fit_action, self.run_action, self.info_action]
 
     # ------------------------------------------------------------------ state
     def refresh(self, *_args) -> None:
@@ -117,6 +122,9 @@ class DeepStrataToolbar(QObject):
         else:
             enabled, tip = True, tr("Run an ONNX model on '{0}'").format(layer.name())
         self._show(self.run_action, enabled, tip)
+        fit_tip = tr("Fit an anomaly model to '{0}' (any sensor and band count; no PyTorch), save it as a reusable "
+                     ".onnx and map its anomalies").format(layer.name()) if enabled else tip
+        self._show(self.fit_action, enabled, fit_tip)
         facts = layer_facts(layer)
         for workflow, action in self.workflow_actions.items():
             self._show(action, *self.fit(workflow, facts))
@@ -178,6 +186,16 @@ class DeepStrataToolbar(QObject):
         import processing
 
         processing.execAlgorithmDialog(RUN_MODEL, {"INPUT": layer})
+
+    def fit_anomaly(self) -> None:
+        """Open 'Fit anomaly model to this raster' on the active raster layer."""
+        layer = self.iface.activeLayer()
+        if not isinstance(layer, QgsRasterLayer):
+            self.refresh()
+            return
+        import processing
+
+        processing.execAlgorithmDialog(FIT_ANOMALY, {"INPUT": layer})
 
     def model_info(self) -> None:
         import processing

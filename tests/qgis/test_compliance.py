@@ -17,7 +17,7 @@ TUNING = {"DEVICE", "TILE_SIZE", "BATCH_SIZE", "OVERLAP", "MTL", "UNITS_K", "S2_
 # Run ONNX model's knobs for models made elsewhere (Deepness): advanced there; THRESHOLD is a main parameter of
 # Detect anomalies.
 TUNING_BY_ALGORITHM = {"runmodel": TUNING | {"RESOLUTION", "TASK", "CLASSES", "THRESHOLD", "SMOOTHING"},
-                       "dependencies": {"TARGET_FOLDER"}}
+                       "dependencies": {"TARGET_FOLDER"}, "fitanomaly": TUNING | {"COMPONENTS"}}
 
 
 @pytest.fixture(params=[cls.__name__ for cls in ALGORITHMS])
@@ -33,7 +33,8 @@ def test_provider(ds_provider: QgsProcessingProvider):
     assert ds_provider.supportedOutputRasterLayerExtensions() == ["tif"]
     assert ds_provider.warningMessage() == ""  # onnxruntime is installed here
     assert sorted(a.id() for a in ds_provider.algorithms()) == [
-        "deepstrata:classifylandforms", "deepstrata:dependencies", "deepstrata:detectanomalies", "deepstrata:mapgeology",
+        "deepstrata:classifylandforms", "deepstrata:dependencies", "deepstrata:detectanomalies", "deepstrata:fitanomaly",
+        "deepstrata:mapgeology",
         "deepstrata:modelinfo", "deepstrata:runmodel"]
 
 
@@ -79,7 +80,9 @@ def test_empty_parameters_are_refused(algorithm: QgsProcessingAlgorithm):
     # MODEL is optional where a bundled model is the fallback (qgis_process 3.22 ignores defaults of required files)
     assert set(required) == {"runmodel": {"INPUT", "DEVICE", "RESOLUTION", "TASK"}, "modelinfo": {"MODEL"},
                              "classifylandforms": {"INPUT", "DEVICE"}, "mapgeology": {"INPUT", "DEVICE", "PRESET"},
-                             "detectanomalies": {"INPUT", "DEVICE", "PRESET", "MIN_AREA"},
+                             "detectanomalies": {"INPUT", "DEVICE", "PRESET", "MIN_AREA", "FIT", "THRESHOLD_MODE",
+                                                 "FLAG_PERCENT"},
+                             "fitanomaly": {"INPUT", "DEVICE", "MIN_AREA", "COMPONENTS"},
                              "dependencies": set()}[algorithm.name()]
     # QGIS's behaviour, pinned per version: 3.22 refuses a missing required parameter even when it has a default
     # (modelinfo's MODEL); 3.40 falls back to the default. Versions in between are not tested.

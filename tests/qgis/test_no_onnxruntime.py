@@ -76,7 +76,8 @@ def test_fresh_python_without_onnxruntime_loads_the_provider(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if line[:3] in ("ALG", "CAN", "LOA", "AFT", "DEP"))
     assert lines["ALGS"] == ("['deepstrata:classifylandforms', 'deepstrata:dependencies', 'deepstrata:detectanomalies', "
-                             "'deepstrata:mapgeology', 'deepstrata:modelinfo', 'deepstrata:runmodel']")
+                             "'deepstrata:fitanomaly', 'deepstrata:mapgeology', 'deepstrata:modelinfo', "
+                             "'deepstrata:runmodel']")
     assert lines["CAN"] == "False" and lines["DEPS"] == "True"
     assert lines["LOADED"] == "False"
     assert lines["AFTER"] == "None"

@@ -101,7 +101,10 @@ def test_run_action_opens_the_processing_dialog(qgis_iface, toolbar, dem, monkey
     activate(qgis_iface, layer)
     toolbar.run_action.trigger()
     toolbar.info_action.trigger()
-    assert calls == [("deepstrata:runmodel", {"INPUT": layer}), ("deepstrata:modelinfo", {})]
+    assert toolbar.fit_action.isEnabled() and "no PyTorch" in toolbar.fit_action.toolTip()
+    toolbar.fit_action.trigger()
+    assert calls == [("deepstrata:runmodel", {"INPUT": layer}), ("deepstrata:modelinfo", {}),
+                     ("deepstrata:fitanomaly", {"INPUT": layer})]
 
 
 def test_device_label_says_where_models_run(toolbar):

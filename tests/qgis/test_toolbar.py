@@ -21,8 +21,8 @@ LANDFORMS_ID, GEOLOGY_ID, ANOMALIES_ID = "deepstrata:classifylandforms", "deepst
     "deepstrata:detectanomalies"
 GEOLOGY_NEEDS = ("Geology needs a multispectral scene with at least the six bands blue, green, red, NIR, SWIR1, "
                  "SWIR2 (Landsat 8/9 OLI B2-B7 or Sentinel-2 B02, B03, B04, B8A, B11, B12)")
-FIT_ANOMALY = ("no bundled anomaly model for a 3-band raster: pick your own autoencoder in the dialog, or train "
-               "one with `python -m training fit-anomaly`")
+FIT_ANOMALY = ("no bundled anomaly model for a 3-band raster: pick your own model in the dialog, or tick 'Fit a "
+               "model to this raster' there")
 FILES_ONLY = "DeepStrata reads rasters from files: save 'osm' as a GeoTIFF first"
 
 
@@ -254,8 +254,8 @@ def state(bar) -> dict:
 
 def test_actions_come_before_run_model_with_names_icons_and_menu(toolbar, raster_menu):
     names = [a.objectName() for a in toolbar.toolbar.actions() if a.objectName()]
-    assert names[:5] == ["DeepStrataLandforms", "DeepStrataGeology", "DeepStrataAnomalies", "DeepStrataRunModel",
-                         "DeepStrataModelInfo"]
+    assert names[:6] == ["DeepStrataLandforms", "DeepStrataGeology", "DeepStrataAnomalies", "DeepStrataFitAnomaly",
+                         "DeepStrataRunModel", "DeepStrataModelInfo"]
     assert [toolbar.workflow_actions[w].text() for w in WORKFLOWS] == ["Landforms…", "Geology…", "Anomalies…"]
     assert all(not a.icon().isNull() for a in toolbar.actions())
     (submenu,) = [a.menu() for a in raster_menu.actions() if a.text() == "&DeepStrata"]
@@ -400,7 +400,8 @@ def test_plugin_unload_leaves_no_menu_or_toolbar(qgis_iface, qgis_new_project, r
     plugin.initGui()
     (submenu,) = [a.menu() for a in raster_menu.actions() if a.text() == "&DeepStrata"]
     assert [a.objectName() for a in submenu.actions()] == ["DeepStrataLandforms", "DeepStrataGeology",
-                                                           "DeepStrataAnomalies", "DeepStrataRunModel",
+                                                           "DeepStrataAnomalies", "DeepStrataFitAnomaly",
+                                                           "DeepStrataRunModel",
                                                            "DeepStrataModelInfo"]
     plugin.unload()
     deleted_later()

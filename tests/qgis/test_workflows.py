@@ -249,5 +249,5 @@ def test_spectral_anomalies_catch_a_planted_gossan_on_the_landsat_scene(ds_provi
 
 def test_anomalies_without_a_bundled_model_for_three_bands_say_what_to_do(ds_provider, tmp_path):
     three = rasters.write_raster(tmp_path / "three.tif", np.full((3, 20, 20), 9000, np.uint16))
-    with pytest.raises(QgsProcessingException, match="fit-anomaly"):
+    with pytest.raises(QgsProcessingException, match="Fit a model to this raster"):
         run("detectanomalies", {"INPUT": str(three), "OUTPUT": str(tmp_path / "s.tif")})
