@@ -248,19 +248,18 @@ def resolve_preset(path: str, card: ModelCard, preset: str = "auto", bands: Sequ
     else:
         found_product, cue = find_product(scene, found, mtl, chosen)
         product = found_product or "relative"
-    if product == "relative":
-        rad = scene_relative(scene, chosen, cue if preset == "auto" else "scene-relative preset chosen")
-        what = f"{found.label + ' ' if found else ''}scene-relative"
-    elif product == "custom":
-        rad, what = _radiometry(scene, product, found, mtl, chosen, s2_offset), "custom"
-    else:
-        rad, what = _radiometry(scene, product, found, mtl, chosen, s2_offset), _label(found, product, scene)
     if product == "custom":
-        scale, offset, note = [1.0] * 6, [0.0] * 6, ""
+        scale, offset, assumed = [1.0] * 6, [0.0] * 6, False
         text = ("used as they are (the values must already be OLI Level-1 DN)" if unit == "dn" else
                 "used as they are (the values must already be reflectance 0..1)")
     else:
+        if product == "relative":
+            rad = scene_relative(scene, chosen, cue if preset == "auto" else "scene-relative preset chosen")
+            what = f"{found.label + ' ' if found else ''}scene-relative"
+        else:
+            rad, what = _radiometry(scene, product, found, mtl, chosen, s2_offset), _label(found, product, scene)
         scale, offset, note = to_model(rad, unit)
+        assumed = rad.assumed
         surface = product in ("l2", "sr") and unit == "dn"
         cues = "; ".join(c for c in ("" if cue.startswith(sensor_cue) else sensor_cue, cue)
                          if c and c != "as chosen")
@@ -269,12 +268,12 @@ def resolve_preset(path: str, card: ModelCard, preset: str = "auto", bands: Sequ
     mask = _mask(scene, mask_path, mtl)
     channels = "B2-B7" if unit == "dn" else "blue-SWIR2"
     masked = f" Clouds masked with {mask.description}." if mask else ""
-    resolved = preset if preset != "auto" else (_preset_for(product, found))
+    resolved = preset if preset != "auto" else _preset_for(product, found)
     return InputMapping(chosen, scale, offset, resolved,
                         f"{_bands(chosen)} of '{scene.name}' ({how}) feed the model's {channels} ({COMMON}); "
                         f"{text}: {formula(unit, scale, offset)}.{masked}",
-                        found.label if found else "", LABELS.get(product, product), mask, rad.assumed if
-                        product != "custom" else False, product == "relative")
+                        found.label if found else "", LABELS.get(product, product), mask, assumed,
+                        product == "relative")
 
 
 def _preset_for(product: str, found: Sensor | None) -> str:
