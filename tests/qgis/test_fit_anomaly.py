@@ -75,3 +75,18 @@ def test_without_onnx_the_fit_says_how_to_install_it(ds_provider, stack, tmp_pat
     with pytest.raises(QgsProcessingException, match="Check and install dependencies"):
         run("fitanomaly", {"INPUT": str(stack), "MODEL": str(tmp_path / "m.onnx"), "OUTPUT": str(tmp_path / "s.tif")})
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "s.tif").exists()
+
+
+def test_bundled_spectral_model_recalibrated_on_the_sample_flags_a_thousandth(ds_provider, tmp_path):
+    """The bundled sample flags (almost) nothing at the fixed default; recalibrating on it flags 0.1 %."""
+    import shutil
+    from pathlib import Path
+
+    samples = Path(__file__).resolve().parents[2] / "resources" / "samples"
+    for name in ("LC80200392015216LGN00_B2-B7_sample.tif", "LC80200392015216LGN00_MTL.txt"):
+        shutil.copy(samples / name, tmp_path / name)
+    feedback = RecordingFeedback()
+    out = run("detectanomalies", {"INPUT": str(tmp_path / "LC80200392015216LGN00_B2-B7_sample.tif"),
+                                  "THRESHOLD_MODE": 1, "OUTPUT": str(tmp_path / "s.tif")}, feedback)
+    assert out["ANOMALY_PERCENT"] == pytest.approx(0.1, abs=0.01)
+    assert any("the model's own threshold is 13.1" in line for line in feedback.infos)
