@@ -128,8 +128,8 @@ def whitening(pixels: np.ndarray, components: int, trim: float) -> tuple[np.ndar
 def _log_densities(z: np.ndarray, weights: np.ndarray, means: np.ndarray, chol: np.ndarray) -> np.ndarray:
     logs = np.empty((len(z), len(weights)))
     for j in range(len(weights)):
-        y = np.linalg.solve(chol[j], (z - means[j]).T)
-        logs[:, j] = -0.5 * np.square(y).sum(axis=0) - np.log(np.diag(chol[j])).sum() + np.log(weights[j])
+        y = (z - means[j]) @ np.linalg.inv(chol[j]).T  # a matrix product: faster than solve() on many pixels
+        logs[:, j] = -0.5 * np.square(y).sum(axis=1) - np.log(np.diag(chol[j])).sum() + np.log(weights[j])
     return logs
 
 
