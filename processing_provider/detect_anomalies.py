@@ -165,21 +165,21 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
 
     def model_destination(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
         """Where a fitted model is written (Detect anomalies: a temporary file)."""
-        from .fit_anomaly import fitted_model_path
+        from .fit_support import fitted_model_path
 
         return fitted_model_path("")
 
     def components(self, parameters: dict[str, Any], context: QgsProcessingContext) -> int:
-        from .fit_anomaly import DEFAULT_COMPONENTS
+        from .fit_support import DEFAULT_COMPONENTS
 
         return DEFAULT_COMPONENTS
 
     def resolve_model(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str,
                       report: FeedbackAdapter) -> str | None:
-        """The chosen or bundled model; with 'Fit', a model fitted to the input here (fit_anomaly.py)."""
+        """The chosen or bundled model; with 'Fit', a model fitted to the input here (fit_support.py)."""
         if not self.fits(parameters, context):
             return super().resolve_model(parameters, context, path, report)
-        from .fit_anomaly import fit_to_raster
+        from .fit_support import fit_to_raster
 
         self.fitted_path = self.model_destination(parameters, context)
         plain = self.parameters_for_provenance(parameters)

@@ -14,15 +14,19 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..engine.card import parse_card
 from ..engine.errors import DependencyError
 
-if TYPE_CHECKING:
-    from .fit_anomaly import Mixture
+
+class Mixture(Protocol):
+    """What the graph needs of a fitted model (fit_anomaly.Mixture): per component j, y_j = A_j x + b_j and
+    score = -logsumexp_j(-||y_j||^2 / 2 + c_j), as A (J, k, C), b (J, k), c (J,)."""
+
+    def affine(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 OPSET = 17
 CARD_KEY = "deepstrata"
@@ -41,7 +45,7 @@ def require_onnx() -> Any:
     return onnx
 
 
-def build_graph(model: "Mixture") -> Any:
+def build_graph(model: Mixture) -> Any:
     """The onnx.ModelProto computing the mixture's score (module docstring), checked by onnx.checker."""
     onnx = require_onnx()
     from onnx import TensorProto, helper, numpy_helper
@@ -80,7 +84,7 @@ def build_graph(model: "Mixture") -> Any:
     return proto
 
 
-def write_model(model: "Mixture", card: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+def write_model(model: Mixture, card: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write the graph with ``card`` embedded (validated by the plugin's own card parser first) to ``path``,
     atomically: a temporary file in the same folder, renamed when complete."""
     from onnx import helper
