@@ -46,7 +46,7 @@ def test_the_plugin_loads_under_pyqt6(qt6: dict) -> None:
         assert module in checked["modules"]
     assert WORKFLOWS <= set(checked["algorithms"])  # each built its parameters
     assert checked["toolbar"] == ["DeepStrataLandforms", "DeepStrataGeology", "DeepStrataAnomalies",
-                                  "DeepStrataRunModel", "DeepStrataModelInfo"]
+                                  "DeepStrataFitAnomaly", "DeepStrataRunModel", "DeepStrataModelInfo"]
 
 
 def test_metadata_claims_qt6_only_while_the_plugin_loads_under_pyqt6(qt6: dict) -> None:
