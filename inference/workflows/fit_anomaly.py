@@ -35,6 +35,7 @@ from ..engine.raster import open_raster
 gdal.UseExceptions()
 
 MAD_SCALE = 1.4826  # the engine's robust z-score: (score - median) / (1.4826 x MAD)
+MAX_VALUES = 20_000_000  # pixel x band values read for fitting: about 160 MB as float64
 VERSION = "1.0.0"
 KINDS = ("any", "multispectral", "hyperspectral", "rgb", "dem")
 
@@ -221,7 +222,8 @@ class Sample:
 
 
 def read_sample(path: str, bands: Sequence[int] | None = None, max_pixels: int = 250000) -> Sample:
-    """The raster's valid pixels (every band valid: nodata, mask band, finite), read whole or decimated by GDAL."""
+    """The raster's valid pixels (every band valid: nodata, mask band, finite), read whole or decimated by GDAL
+    to at most ``max_pixels`` cells and ``MAX_VALUES`` values."""
     ds = open_raster(path)
     count = ds.RasterCount
     chosen = list(bands) if bands else list(range(1, count + 1))
@@ -229,7 +231,8 @@ def read_sample(path: str, bands: Sequence[int] | None = None, max_pixels: int =
     if bad:
         raise FitError(f"Band {bad[0]} is not in '{Path(path).name}', which has {count} band(s).")
     width, height = ds.RasterXSize, ds.RasterYSize
-    step = max(1.0, math.sqrt(width * height / max_pixels))
+    cells = min(max_pixels, max(1000, MAX_VALUES // len(chosen)))  # a hyperspectral cube: fewer pixels
+    step = max(1.0, math.sqrt(width * height / cells))
     bw, bh = max(1, int(width / step)), max(1, int(height / step))
     values = np.empty((len(chosen), bh, bw), dtype=np.float64)
     valid = np.ones((bh, bw), dtype=bool)

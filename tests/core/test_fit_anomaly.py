@@ -74,6 +74,8 @@ def test_card_names_the_bands_and_records_the_fit(fitted):
 def test_bands_subset_and_errors(tmp_path):
     raster, _ = planted_scene(tmp_path / "s.tif")
     assert read_sample(str(raster), [3, 1]).pixels.shape == (12000, 2)
+    decimated = read_sample(str(raster), max_pixels=3000)
+    assert 2500 <= len(decimated.pixels) <= 3000 and decimated.step == pytest.approx(2.0)
     with pytest.raises(FitError, match="Band 9 is not in 's.tif', which has 8 band"):
         read_sample(str(raster), [9])
     with pytest.raises(FitError, match="'shrink' is a share"):
