@@ -181,6 +181,9 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
             return super().resolve_model(parameters, context, path, report)
         from .fit_support import fit_to_raster
 
+        if not self.parameterDefinition(self.MODEL).isDestination() and \
+                self.parameterAsFile(parameters, self.MODEL, context):
+            report.warning("'Fit a model to this raster' is ticked: the model chosen for 'Model' is not used.")
         self.fitted_path = self.model_destination(parameters, context)
         plain = self.parameters_for_provenance(parameters)
         command = f"processing.run('deepstrata:{self.name()}', " + \

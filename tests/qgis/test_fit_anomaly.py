@@ -59,6 +59,12 @@ def test_detect_anomalies_fits_on_request_with_the_chosen_bands(ds_provider, sta
                                   "OUTPUT": str(tmp_path / "s.tif")}, feedback)
     assert 0.05 <= out["ANOMALY_PERCENT"] <= 0.3
     assert any("3 bands" in line and "Fitted" in line for line in feedback.infos)
+    assert not feedback.warnings
+
+    saved = run("fitanomaly", {"INPUT": str(stack), "OUTPUT": str(tmp_path / "s2.tif")})["MODEL"]
+    run("detectanomalies", {"INPUT": str(stack), "FIT": True, "MODEL": saved, "OUTPUT": str(tmp_path / "s3.tif")},
+        feedback)
+    assert any("the model chosen for 'Model' is not used" in line for line in feedback.warnings)
 
 
 def test_recalibrated_threshold_flags_the_share_asked(ds_provider, stack, tmp_path):
