@@ -187,7 +187,7 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
         self.fitted_path = self.model_destination(parameters, context)
         plain = self.parameters_for_provenance(parameters)
         command = f"processing.run('deepstrata:{self.name()}', " + \
-            ", ".join(f"{k}={v!r}" for k, v in plain.items() if k != "algorithm") + ")"
+            repr({k: v for k, v in plain.items() if k != "algorithm"}) + ")"
         fit_to_raster(path, self.fitted_path, self.parameterAsInts(parameters, self.BANDS, context) or None,
                       self.components(parameters, context), report, command)
         return self.fitted_path

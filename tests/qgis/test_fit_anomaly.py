@@ -46,6 +46,11 @@ def test_fit_writes_model_score_and_mask_on_the_input_grid(ds_provider, stack, t
     assert mask[30:32, 40:42].all()
     assert 0.05 <= out["ANOMALY_PERCENT"] <= 0.3
     assert any("numpy; no PyTorch" in line for line in feedback.infos)
+    from deepstrata.inference import model_info
+
+    card = model_info(out["MODEL"])["card"]
+    assert card["training"]["command"].startswith("processing.run('deepstrata:fitanomaly', {'INPUT': ")
+    assert [b["name"] for b in card["input"]["bands"]] == [f"band {i}" for i in range(1, 6)]
 
     # the saved model reruns through Detect anomalies with the same scores
     again = run("detectanomalies", {"INPUT": str(stack), "MODEL": out["MODEL"], "OUTPUT": str(tmp_path / "s2.tif")})
