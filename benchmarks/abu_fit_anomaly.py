@@ -130,7 +130,8 @@ def report(rows: list, mean: dict, args: argparse.Namespace) -> str:
               "0.9689, 0.9657, 0.9650.",
               "- Chosen for all scenes: k 30, J 4, shrink 0.5, EM trim 0.05, 25 iterations, 5 pooled restarts. The "
               "table above is the plugin engine's output for the written .onnx files (numpy and the engine agree to "
-              "float32 rounding; tests/core/test_fit_anomaly.py).", "",
+              "float32 rounding; tests/core/test_fit_anomaly.py). Seeds 0, 1, 2 of this default through the engine "
+              "(`--seed`): 0.9671, 0.9674, 0.9660.", "",
               f"Timing note: load average {os.getloadavg()[1]:.1f} (last 5 min) when the table was written: other "
               "jobs shared the 2 cores, so the seconds are upper bounds; with the machine nearly to itself one EM "
               "run per scene (instead of 5 pooled) took 0.7-2.5 s fit + 0.1-0.2 s engine."]
