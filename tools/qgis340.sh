@@ -74,7 +74,7 @@ tar -C "$SRC" --exclude=./.venv --exclude=./.build --exclude=./dist --exclude=./
   --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis -cf - . | tar -C "$R$SRC" -xf -
 # The chroot's .venv is made afresh whenever a requirements file changes (by content: make's mtimes can miss an
 # edit copied within the second of an install, and pip never removes a package a file no longer names).
-sums=$(cat requirements.txt requirements-dev.txt training/requirements.txt | sha256sum)
+sums=$(cat requirements.txt requirements-dev.txt training/requirements.txt training/requirements-spectra.txt | sha256sum)
 if [ "$(cat "$R$SRC/.venv/requirements.sha256" 2>/dev/null)" != "$sums" ]; then
   rm -rf --one-file-system "$R$SRC/.venv"
 fi

@@ -3,7 +3,7 @@
 Commands: geomorphons (landform labels from a DEM), data (chips, spatial split and statistics report),
 tpi (rebuild the analytic landform model),
 landforms, dem-anomaly, geology and ms-anomaly (train the shipped models), landforms-finetune (the landform
-network fitted to an analyst's map), transfer-curve (transfer vs scratch),
+network fitted to an analyst's map), geology-ratios (the earlier ratio-trained geology U-Net), transfer-curve,
 fit-anomaly (an anomaly model for any raster), abu (the ABU benchmark against RX),
 segment, regress and anomaly (a model for any raster and labels, cross-validated against baselines).
 """
@@ -14,14 +14,14 @@ from typing import Callable, Sequence
 
 
 def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
-    from . import (abu, analytic_tpi, dem_anomaly, fit_anomaly, geology_cli, geomorphons_io, landform_finetune,
+    from . import (abu, analytic_tpi, dem_anomaly, fit_anomaly, geology_cli, geology_spectral, geomorphons_io, landform_finetune,
                    landforms, ms_anomaly, pretrain_encoders, transfer_curve, transfer_goal)
     from .custom import anomaly as custom_anomaly, cli as custom
     from .data import cli
 
     return {"geomorphons": geomorphons_io.main, "data": cli.main, "tpi": analytic_tpi.main,
             "landforms": landforms.main, "landforms-finetune": landform_finetune.main,
-            "dem-anomaly": dem_anomaly.main, "geology": geology_cli.main,
+            "dem-anomaly": dem_anomaly.main, "geology": geology_spectral.main, "geology-ratios": geology_cli.main,
             "ms-anomaly": ms_anomaly.main,
             "transfer-curve": transfer_curve.main, "fit-anomaly": fit_anomaly.main, "abu": abu.main,
             "pretrain-encoders": pretrain_encoders.main, "transfer-goal": transfer_goal.main,

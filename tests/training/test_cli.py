@@ -22,7 +22,7 @@ def test_usage_lists_the_commands() -> None:
     assert done.returncode == 2
     usage = done.stderr.splitlines()[0]
     assert usage.startswith("usage: python -m training {geomorphons,data,tpi,landforms,landforms-finetune,dem-anomaly,"
-                            "geology,ms-anomaly,transfer-curve,fit-anomaly,abu,")
+                            "geology,geology-ratios,ms-anomaly,transfer-curve,fit-anomaly,abu,")
     assert {"segment", "regress"} <= set(usage.split("{", 1)[1].split("}", 1)[0].split(","))
     assert "fit-anomaly (an anomaly model for any raster)" in done.stderr
     assert "segment, regress and anomaly (a model for any raster and labels" in done.stderr
