@@ -27,11 +27,12 @@ class MapGeologyAlgorithm(ClassWorkflow):
     PRESET = "PRESET"
     BANDS = "BANDS"
     MTL = "MTL"
-    DEFAULT_MODEL = "geology_oli.onnx"
+    DEFAULT_MODEL = "geology.onnx"
     WHAT = "Geology"
     ICON = "geology.svg"
     MODEL_HELP = ("A class model for multispectral imagery with a DeepStrata card. Empty: the bundled geology "
-                  "model (Landsat 8/9 OLI bands 2-7; Landsat 4/5/7 and Sentinel-2 through the presets).")
+                  "model (blue, green, red, NIR, SWIR1, SWIR2 in reflectance: Landsat 4-9 and Sentinel-2 through "
+                  "the presets).")
 
     def name(self) -> str:
         return "mapgeology"
@@ -45,13 +46,15 @@ class MapGeologyAlgorithm(ClassWorkflow):
 
     def tags(self) -> list:
         return self.tr("geology,mineral,alteration,iron oxide,ferric,ferrous,clay,hydroxyl,landsat,sentinel-2,"
-                       "multispectral,band ratio,classification,deep learning,onnx").split(",")
+                       "multispectral,band ratio,spectral library,classification,deep learning,onnx").split(",")
 
     def shortHelpString(self) -> str:  # noqa: N802 (QGIS API)
         return self.tr(
-            "Maps the surface-material units exploration geologists read from band ratios: water, vegetation, "
-            "ferric iron oxides, ferrous iron, clay / hydroxyl, other bare rock and soil, and cloud, with a CNN "
-            "trained on cited ratio rules (see Model info).\n\n"
+            "Maps the surface materials exploration geologists look for: water, vegetation, ferric iron oxides "
+            "(hematite, goethite, jarosite), ferrous iron, clay / hydroxyl alteration (alunite, kaolinite, micas, "
+            "smectites, chlorite, carbonates), other bare rock and soil, and cloud, pixel by pixel, with a network "
+            "trained on reflectance spectra of minerals, rocks, soils, vegetation and water from public spectral "
+            "libraries, seen through each sensor's bands (see Model info).\n\n"
             "Band preset: how the scene's bands map onto the model's six (blue, green, red, NIR, SWIR1, SWIR2) and "
             "how its values are scaled to the model's unit. 'Automatic' recognises Landsat 4/5 TM, 7 ETM+, 8/9 OLI "
             "and Sentinel-2 and their products (Level-1 DN, Level-2 and Collection 1 surface reflectance, TOA "
@@ -89,7 +92,7 @@ class MapGeologyAlgorithm(ClassWorkflow):
         if card.task not in ("segmentation", "classification") or len(card.input.bands) < 3:
             raise QgsProcessingException(
                 f"'{card.name}' is {describe(model)}; Map geology needs a "
-                "class model for multispectral bands, such as the bundled geology_oli.onnx (leave 'Model' empty).")
+                "class model for multispectral bands, such as the bundled geology.onnx (leave 'Model' empty).")
 
     def extra_reads(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str) -> list:
         """The Landsat MTL file and the cloud mask the run reads (given, or found beside the raster)."""
