@@ -112,8 +112,8 @@ def mix(pools: Pools, count: int, rng: np.random.Generator) -> tuple[np.ndarray,
     intimate = rng.random(count) < 0.4
     for material in np.unique(target):
         rows = np.flatnonzero(target == material)
-        members = [pools.draw(int(material), len(rows), rng)]
-        kinds = [np.full(len(rows), material)]
+        members: list[np.ndarray] = [pools.draw(int(material), len(rows), rng)]
+        kinds: list[np.ndarray] = [np.full(len(rows), material)]
         for _ in range(2):
             kind = rng.choice(backgrounds, len(rows))
             drawn = np.zeros((len(rows), len(GRID)))

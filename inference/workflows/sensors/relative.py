@@ -17,7 +17,8 @@ TYPICAL = ((0.06, 0.20), (0.04, 0.20), (0.03, 0.24), (0.05, 0.45), (0.03, 0.40),
 def scene_relative(scene: Scene, bands: list[int], why: str) -> Radiometry:
     levels = scene.percentiles(bands, (2, 98))
     mult, add = [], []
-    for (low, high), (lo, hi) in zip(levels.tolist(), TYPICAL):
+    rows: list[list[float]] = levels.tolist()
+    for (low, high), (lo, hi) in zip(rows, TYPICAL):
         if not np.isfinite(low) or not np.isfinite(high):
             low, high = 0.0, 1.0
         elif high <= low:  # a constant band: its value is taken as the typical darkest
