@@ -17,7 +17,7 @@ TYPICAL = ((0.06, 0.20), (0.04, 0.20), (0.03, 0.24), (0.05, 0.45), (0.03, 0.40),
 def scene_relative(scene: Scene, bands: list[int], why: str) -> Radiometry:
     levels = scene.percentiles(bands, (2, 98))
     mult, add = [], []
-    rows: list[list[float]] = levels.tolist()
+    rows = [[float(v) for v in row] for row in np.asarray(levels, dtype=np.float64)]
     for (low, high), (lo, hi) in zip(rows, TYPICAL):
         if not np.isfinite(low) or not np.isfinite(high):
             low, high = 0.0, 1.0
