@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepstrata.inference import ModelCard, parse_card
 from ds_testing import models, rasters
 from ds_testing.faults import Bench
 from ds_testing.paths import DEM
+from ds_testing.scenes import REFLECTANCE
 
 @pytest.fixture
 def smooth3(tmp_path: Path) -> tuple[Path, np.ndarray]:
@@ -39,3 +41,15 @@ def bench(tmp_path, store):
         b.name(name, target)
     with b.stack:
         yield b
+
+
+@pytest.fixture(scope="module")
+def dn() -> ModelCard:
+    """A card taking the six OLI bands B2-B7 in Level-1 DN (as anomaly_multispectral.onnx)."""
+    return parse_card(models.card("regression", models.oli_bands(), kind="multispectral"))
+
+
+@pytest.fixture(scope="module")
+def refl() -> ModelCard:
+    """A card taking blue, green, red, nir, swir1, swir2 in reflectance (as geology.onnx)."""
+    return parse_card(models.card("regression", REFLECTANCE, kind="multispectral"))
