@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,6 +17,7 @@ import numpy as np
 import onnx
 import torch
 
+from deepstrata.inference.engine.atomic_file import write_atomically
 from deepstrata.inference.engine.card import parse_card
 
 OPSET = 17
@@ -109,16 +109,4 @@ def export_model(model: torch.nn.Module, card: dict[str, Any], path: str | os.Pa
         raise ExportError(f"onnxruntime and PyTorch differ by up to {worst:.3g} (tolerance {tolerance:g})")
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, {CARD_KEY: json.dumps(card)})
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.partial-", suffix=".onnx")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(proto.SerializeToString())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a model is an ordinary readable file
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return target
+    return write_atomically(path, proto.SerializeToString())

@@ -25,6 +25,7 @@ import numpy as np
 from osgeo import gdal
 
 from deepstrata.inference import RunOptions, load_model, run_model
+from deepstrata.inference.engine.atomic_file import write_atomically
 from deepstrata.inference.engine.errors import DeepStrataError
 from deepstrata.inference.workflows.presets import resolve_preset
 from deepstrata.inference.workflows.sensors.masks import write_valid_mask
@@ -127,15 +128,7 @@ def rewrite_card(path: Path, calibration: dict[str, float], command: str, shares
     props["deepstrata"] = json.dumps(card)
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, props)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.partial-", suffix=".onnx")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(proto.SerializeToString())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomically(path, proto.SerializeToString())
 
 
 def report(rows: list[dict[str, Any]], old: dict[str, float], new: dict[str, float], command: str) -> str:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from ..engine.atomic_file import write_atomically
 from ..engine.card import parse_card
 from ..engine.errors import DependencyError
 
@@ -92,17 +92,4 @@ def write_model(model: Mixture, card: dict[str, Any], path: str | os.PathLike[st
     parse_card(card)
     proto = build_graph(model)
     helper.set_model_props(proto, {CARD_KEY: json.dumps(card)})
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.partial-", suffix=".onnx")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(proto.SerializeToString())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return target
+    return write_atomically(path, proto.SerializeToString())
