@@ -20,6 +20,7 @@ import numpy as np
 from osgeo import gdal
 
 from ...engine.errors import InputError
+from .beside import files_beside
 
 gdal.UseExceptions()
 
@@ -78,18 +79,13 @@ def find_mask(path: str, names: Iterable[str] = (), pre_collection: bool = False
     """A QA_PIXEL, BQA or SCL raster beside the scene whose scene part matches the raster's or its files'."""
     files = [path, *names]
     stems = {_stem(f) for f in files} - {""}
-    for folder in dict.fromkeys(os.path.dirname(os.path.abspath(f)) for f in files):
-        try:
-            listing = sorted(os.listdir(folder))
-        except OSError:
+    for folder, name in files_beside(files):
+        upper = name.upper()
+        if not upper.endswith((".TIF", ".TIFF", ".JP2", ".VRT")) or os.path.join(folder, name) in files:
             continue
-        for name in listing:
-            upper = name.upper()
-            if not upper.endswith((".TIF", ".TIFF", ".JP2", ".VRT")) or os.path.join(folder, name) in files:
-                continue
-            if any(token in upper for token, _ in _TOKENS if token != "_QA") and _same_scene(_stem(name), stems):
-                full = os.path.join(folder, name)
-                return MaskSource(full, kind_of(full, pre_collection), "found beside the scene")
+        if any(token in upper for token, _ in _TOKENS if token != "_QA") and _same_scene(_stem(name), stems):
+            full = os.path.join(folder, name)
+            return MaskSource(full, kind_of(full, pre_collection), "found beside the scene")
     return None
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ...engine.errors import InputError
+from .beside import files_beside
 
 _SENSORS = {"TM": "TM", "ETM": "ETM+", "ETM+": "ETM+", "OLI": "OLI", "OLI_TIRS": "OLI", "MSS": "MSS"}
 
@@ -145,12 +146,7 @@ def find_mtl(path: str, names: Iterable[str] = ()) -> str | None:
     or the name of one of `names` (the files a VRT stack reads)."""
     files = [path, *names]
     stems = [os.path.basename(f).upper() for f in files]
-    for folder in dict.fromkeys(os.path.dirname(os.path.abspath(f)) for f in files):
-        try:
-            listing = sorted(os.listdir(folder))
-        except OSError:
-            continue
-        for name in listing:
-            if name.upper().endswith("_MTL.TXT") and any(_matches(name[:-8].upper(), stem) for stem in stems):
-                return os.path.join(folder, name)
+    for folder, name in files_beside(files):
+        if name.upper().endswith("_MTL.TXT") and any(_matches(name[:-8].upper(), stem) for stem in stems):
+            return os.path.join(folder, name)
     return None
