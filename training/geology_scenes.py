@@ -63,7 +63,6 @@ def district(pools: Pools, sensor: str, rng: np.random.Generator, size: int = 12
         rows = np.flatnonzero(kind == k)
         local = pools.draw(int(k), 3, rng)
         target = local[rng.integers(0, 3, len(rows))]
-        f = strength[rows] if k not in (OTHER,) else np.ones(len(rows))
         if k == OTHER:  # unaltered ground with traces of any mineral
             trace_kind = rng.choice([CLAY, FERRIC, FERROUS])
             trace = pools.draw(int(trace_kind), 1, rng)[0]
@@ -72,6 +71,7 @@ def district(pools: Pools, sensor: str, rng: np.random.Generator, size: int = 12
             fractions[rows, OTHER] = 1 - t
             fractions[rows, trace_kind] += t
             continue
+        f = strength[rows]
         spectra[rows] = f[:, None] * target + (1 - f)[:, None] * background[rows]
         fractions[rows, k] = f
         fractions[rows, OTHER] += 1 - f

@@ -95,8 +95,7 @@ def _pixel_scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
             **{k: v for k, v in scores(truth, predicted).items() if k in ("agreement", "clay_found")}}
 
 
-def card(recipe: Recipe, fitted: Any, metrics: dict[str, Any], counts: dict[str, int], command: str
-         ) -> dict[str, Any]:
+def card(recipe: Recipe, metrics: dict[str, Any], counts: dict[str, int], command: str) -> dict[str, Any]:
     edges = {s: ", ".join(f"{lo:g}-{hi:g}" for lo, hi in EDGES[s]) for s in SENSORS}
     return {
         "schema": "deepstrata.card/1",
@@ -226,11 +225,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with tempfile.TemporaryDirectory(prefix="deepstrata-geology-") as name:
         folder = Path(name)
         draft = folder / "draft.onnx"
-        export_model(fitted.model, card(recipe, fitted, {}, counts, command), draft, sizes=(16, 32))
+        export_model(fitted.model, card(recipe, {}, counts, command), draft, sizes=(16, 32))
         evaluation = evaluate(draft, held, recipe, folder, reports, districts)
         evaluation["real_scenes"] = real_scenes(draft, folder)
         metrics = headline(evaluation)
-        path = export_model(fitted.model, card(recipe, fitted, metrics, counts, command), output, sizes=(16, 32))
+        path = export_model(fitted.model, card(recipe, metrics, counts, command), output, sizes=(16, 32))
     document = {"recipe": asdict(recipe), "command": command, "seconds_training": fitted.seconds,
                 "validation_accuracy": fitted.validation_accuracy, "library": counts, "held_out": names,
                 "evaluation": evaluation, "metrics": metrics}

@@ -188,12 +188,3 @@ def modelled(rng: np.random.Generator, count: int) -> list[Spectrum]:
         cloud = bright * (1 - (0.25 + 0.45 * ice) * np.clip((GRID - 1.0) / 1.3, 0, 1))
         out.append(Spectrum(f"cloud_model_{i}", CLOUD, "model:cloud", cloud))
     return out
-
-
-def band_depth(reflectance: np.ndarray, left: float, centre: float, right: float) -> np.ndarray:
-    """Continuum-removed depth at `centre` between shoulders `left` and `right` (um), for (..., GRID) arrays."""
-    def at(um: float) -> np.ndarray:
-        return reflectance[..., int(np.argmin(np.abs(GRID - um)))]
-    t = (centre - left) / (right - left)
-    continuum = (1 - t) * at(left) + t * at(right)
-    return 1.0 - at(centre) / np.maximum(continuum, 1e-6)
