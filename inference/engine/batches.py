@@ -7,10 +7,11 @@ checked once against the plan, the head's activation, and non-finite values (NaN
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
+from .decision import OUTPUT, decision_rule, decision_session
 from .errors import ModelError
 from .heads import Head
 from .model import Model, check_channels
@@ -26,6 +27,17 @@ from .windows import Window
 class Batch:
     tiles: list[Window]
     array: np.ndarray
+
+
+@dataclass
+class Outputs:
+    """A batch's results: values to blend over whole tiles (`values`, `finite`), or, where the class is decided
+    on the raw output (decision.py), the raw output (N, C, h, w) and the class index per pixel (N, h, w)."""
+
+    values: np.ndarray | None = None
+    finite: np.ndarray | None = None  # (N, h, w), None when every value is finite
+    raw: np.ndarray | None = None
+    index: np.ndarray | None = None
 
 
 @dataclass
@@ -65,33 +77,44 @@ def tile_rows(source: RasterSource, plan: Plan, window: Window, grid: TileGrid, 
 class Runner:
     """Runs batches through the model: values to blend, and where they are finite."""
 
-    def __init__(self, model: Model, plan: Plan, head: Head) -> None:
+    def __init__(self, model: Model, plan: Plan, head: Head, decide: bool = False) -> None:
+        """`decide`: decide classes on the raw output where a tile alone covers a pixel (decision.py), when the
+        model's task and card allow it."""
         self.model, self.plan, self.head = model, plan, head
         self.checked: set[tuple[tuple[int, ...], ...]] = set()
         self.non_finite = 0  # non-finite values the model returned, all outputs together
+        self.rule = decision_rule(model.card, plan.output_channels[0]) if decide else None
+        self.session: Any = None
+        self.note = ""
+        if self.rule is not None:
+            self.session, self.note = decision_session(model, self.rule)
 
-    def __call__(self, batch: Batch) -> tuple[np.ndarray, np.ndarray | None]:
-        """(values (N, K, h, w), finite (N, h, w) or None when every value is finite)."""
+    def __call__(self, batch: Batch) -> Outputs:
         array, n = batch.array, len(batch.tiles)
         fixed = self.model.fixed_batch
         if fixed and n < fixed:
             array = np.concatenate([array, np.zeros((fixed - n,) + array.shape[1:], array.dtype)])
         raws = [raw[:n] for raw in self._run(array)]
+        decided = raws.pop() if self.session is not None else None
         shapes = tuple(raw.shape[1:] for raw in raws)
         if shapes not in self.checked:
-            for index, raw in enumerate(raws):
-                self._check(index, raw.shape, array.shape)
+            for i, raw in enumerate(raws):
+                self._check(i, raw.shape, array.shape)
             self.checked.add(shapes)
+        if self.rule is not None and np.isfinite(raws[0].sum(dtype=np.float64)):  # one pass: NaN and Inf show
+            raw = raws[0][:, None] if raws[0].ndim == 3 else raws[0]
+            index = self.rule.numpy(raw) if decided is None else decided.reshape(raw.shape[:1] + raw.shape[2:])
+            return Outputs(raw=raw, index=index)
         bad = sum(int(raw.size - np.count_nonzero(np.isfinite(raw))) for raw in raws if raw.dtype.kind == "f")
         if bad and self.model.card.input.nodata == "nan":
             bad = self._bad_where_seen(raws, array[:n])
         values = self.head.prepare(raws, array[:n].astype(np.float32, copy=False))
         if not bad and np.isfinite(values).all():
-            return values, None
+            return Outputs(values)
         self.non_finite += bad
         finite = np.isfinite(values).all(axis=1)
         values[~np.broadcast_to(finite[:, None], values.shape)] = 0.0
-        return values, finite
+        return Outputs(values, finite)
 
     def _bad_where_seen(self, raws: list[np.ndarray], array: np.ndarray) -> int:
         """Non-finite values at pixels whose input is valid: a model fed NaN for nodata may return NaN there."""
@@ -109,6 +132,8 @@ class Runner:
     def _run(self, array: np.ndarray) -> list[np.ndarray]:
         """The model on a batch; a failure is said in one sentence that names the model and what to try."""
         try:
+            if self.session is not None:
+                return self.model.run(array, self.session, [OUTPUT])
             return self.model.run(array)
         except Exception as exc:  # onnxruntime raises its own Fail/RuntimeException types
             detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__

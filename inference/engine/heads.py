@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .card import ClassInfo, GraphOutput, ModelCard
+from .decision import NONE
 from .style import paletted_qml, pseudocolor_qml
 from .writer import FLOAT_NODATA, RasterTarget, RasterWriter
 
@@ -54,7 +55,7 @@ class Head:
         """How many values per pixel are blended."""
         return sum(self.output_channels)
 
-    def prepare(self, raws: Sequence[np.ndarray], inputs: np.ndarray) -> np.ndarray:
+    def prepare(self, raws: Sequence[np.ndarray], inputs: np.ndarray | None) -> np.ndarray:
         """Raw model outputs (N, C, h, w) each -> values to blend (N, K, h, w); float32."""
         parts = [activate(_with_channels(raw), self.card.output.activation)[:, :n]
                  for raw, n in zip(raws, self.output_channels)]
@@ -72,8 +73,12 @@ class Head:
         return [RasterTarget(output, np.dtype(np.float32), FLOAT_NODATA, self.band_names(),
                              metadata={"DEEPSTRATA_TASK": self.card.task})]
 
-    def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:
-        """Weighted sums (K, h, w), weights and validity (h, w) -> the first `n` targets' arrays (bands, h, w)."""
+    def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int,
+               decided: np.ndarray | None = None) -> list[np.ndarray]:
+        """Weighted sums (K, h, w), weights and validity (h, w) -> the first `n` targets' arrays (bands, h, w).
+
+        `decided`: class indices already decided where one tile alone covers a pixel (decision.NONE elsewhere);
+        only class heads are given them."""
         out = sums / np.where(valid, weights, 1.0)
         if self.card.output.scale != 1.0:
             out *= np.float32(self.card.output.scale)
@@ -118,7 +123,7 @@ class ClassHead(Head):
     def channels(self) -> int:
         return sum(len(g.classes) for g in self.groups)
 
-    def prepare(self, raws: Sequence[np.ndarray], inputs: np.ndarray) -> np.ndarray:
+    def prepare(self, raws: Sequence[np.ndarray], inputs: np.ndarray | None) -> np.ndarray:
         parts = []
         for raw, group in zip(raws, self.groups):
             probs = activate(raw.astype(np.float32, copy=False) if raw.ndim == 2 else _with_channels(raw),
@@ -143,31 +148,54 @@ class ClassHead(Head):
                                     [n.replace("class", "confidence") for n in names]))
         return out
 
-    def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:
-        decided = [self._decide(g, sums, weights, valid) for g in self.groups]
-        out = [np.stack([d[0] for d in decided])]
+    def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int,
+               decided: np.ndarray | None = None) -> list[np.ndarray]:
+        if decided is not None:
+            assert len(self.groups) == 1 and n == 1, "classes are decided on the raw output for one band only"
+            return [self._finish_decided(self.groups[0], sums, weights, valid, decided)[None]]
+        done = [self._decide(g, sums[g.start:g.start + len(g.classes)], np.where(valid, weights, 1.0))
+                for g in self.groups]
+        out = [np.stack([self._values(g, d[0], valid) for g, d in zip(self.groups, done)])]
         if n > 1:
-            out.append(np.stack([d[1] for d in decided]))
+            for _, best in done:
+                best[~valid] = FLOAT_NODATA
+            out.append(np.stack([d[1] for d in done]))
         return out
 
-    def _decide(self, group: _Group, sums: np.ndarray, weights: np.ndarray,
-                valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(class values, confidence) of one output."""
+    def _finish_decided(self, group: _Group, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray,
+                        decided: np.ndarray) -> np.ndarray:
+        """Class values where some pixels were decided already: the blended decision only for the others."""
+        index = decided.copy()
+        need = valid & (decided == NONE)
+        if need.any():
+            index[need] = self._decide(group, sums[group.start:group.start + len(group.classes)][:, need],
+                                       weights[need])[0]
+        return self._values(group, index, valid)
+
+    @staticmethod
+    def _values(group: _Group, index: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Class indices -> the classes' values, 0 where not valid."""
+        values = np.asarray([c.value for c in group.classes], dtype=np.uint16)[np.where(valid, index, 0)]
+        values[~valid] = 0
+        return values
+
+    def _decide(self, group: _Group, part: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class index, confidence) of one output from its weighted sums (k, ...) and their weights (...), which
+        are never zero."""
         k = len(group.classes)
-        part = sums[group.start:group.start + k]
         threshold = self.card.output.threshold
         if threshold is None:
             # Dividing by the weights cannot change which class wins: compare the sums, channel by channel
             # (much faster than argmax over the first axis), and divide only the winner for the confidence.
-            index = np.zeros(valid.shape, dtype=np.uint16)
+            index = np.zeros(weights.shape, dtype=np.uint16)
             best = part[0].copy()
             for c in range(1, k):
                 better = part[c] > best
                 index[better] = c
                 np.maximum(best, part[c], out=best)
-            best /= np.where(valid, weights, 1.0)
+            best /= weights
         else:
-            probs = part / np.where(valid, weights, 1.0)
+            probs = part / weights
             if group.binary:
                 p = probs[1]
                 index = ((p >= threshold) & (p != 0)).astype(np.uint16)
@@ -175,10 +203,7 @@ class ClassHead(Head):
                 counted = np.where(probs >= threshold, probs, np.float32(0))
                 index = counted.argmax(axis=0).astype(np.uint16)
             best = np.take_along_axis(probs, index[None].astype(np.intp), axis=0)[0]
-        values = np.asarray([c.value for c in group.classes], dtype=np.uint16)[index]
-        values[~valid] = 0
-        best[~valid] = FLOAT_NODATA
-        return values, best
+        return index, best
 
     def style(self, writers: Sequence[RasterWriter]) -> Sequence[str | None]:
         return [paletted_qml(self.card.output.classes)] + [pseudocolor_qml(0.0, 1.0, "confidence")
@@ -200,12 +225,13 @@ class AnomalyHead(Head):
     def channels(self) -> int:
         return 2 if self.signed else 1
 
-    def prepare(self, raws: Sequence[np.ndarray], inputs: np.ndarray) -> np.ndarray:
+    def prepare(self, raws: Sequence[np.ndarray], inputs: np.ndarray | None) -> np.ndarray:
         spec = self.card.output.anomaly
         assert spec is not None
         if spec.direct:
             return _with_channels(raws[0])[:, :self.channels]
         crop = self.card.output.crop
+        assert inputs is not None, "an autoencoder's error needs its inputs"
         if crop:
             inputs = inputs[:, :, crop:-crop, crop:-crop]
         diff = raws[0].astype(np.float32, copy=False) - inputs
@@ -219,7 +245,8 @@ class AnomalyHead(Head):
         return [RasterTarget(output, np.dtype(np.float32), FLOAT_NODATA, self.band_names(),
                              metadata={"DEEPSTRATA_TASK": "anomaly"})]
 
-    def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int) -> list[np.ndarray]:
+    def finish(self, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, n: int,
+               decided: np.ndarray | None = None) -> list[np.ndarray]:
         spec = self.card.output.anomaly
         assert spec is not None
         values = (sums[:self.channels] / np.where(valid, weights, 1.0)).astype(np.float32)

@@ -8,7 +8,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -42,6 +42,9 @@ class Model:
     external: list[str] = field(default_factory=list)  # files of external data, beside the model
     # A terrain model's scale input for this run (card input.scale): [cell_x_m, cell_y_m, search_m], float32
     scale: np.ndarray | None = None
+    threads: int = 0  # onnxruntime intra-op threads asked for (0: its default)
+    # Sessions of the graph with a class decision appended (decision.py), by rule; None where it cannot be
+    decisions: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def _input(self) -> Any:
@@ -100,8 +103,9 @@ class Model:
         """The files a run reads for the model (outputs must never be one of them)."""
         return [Read(self.path, "the model")] + [Read(f, "the model's external data") for f in self.external]
 
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Every graph output the card uses, for one batch."""
+    def run(self, batch: np.ndarray, session: Any = None, extra: Sequence[str] = ()) -> list[np.ndarray]:
+        """Every graph output the card uses, then the `extra` outputs, for one batch (of `session`, a session of
+        this graph with outputs appended; the model's own by default)."""
         feeds = {self.input_name: batch}
         spec = self.card.input.scale
         if spec is not None:
@@ -109,7 +113,7 @@ class Model:
                 raise ModelError(f"'{os.path.basename(self.path)}' needs the run's scale (cell size and search "
                                  "distance); run it through run_model or the workflows, which set it.")
             feeds[spec.input] = self.scale
-        return [np.asarray(a) for a in self.session.run(self.output_names, feeds)]
+        return [np.asarray(a) for a in (session or self.session).run(self.output_names + list(extra), feeds)]
 
     def describe(self) -> str:
         """A human-readable report of the card and where the model runs."""
@@ -335,7 +339,8 @@ def load_model(path: str | os.PathLike[str], device: str = "auto", threads: int 
     graph = _graph(session)
     card_data, source = _card_data(path, meta, graph, overrides, warnings)
     card = parse_card(_overridden(card_data, overrides, warnings), source=source)
-    model = Model(path, card, session, provider, warnings, hashlib.sha256(data).hexdigest(), external)
+    model = Model(path, card, session, provider, warnings, hashlib.sha256(data).hexdigest(), external,
+                  threads=threads)
     _check_io(model)
     return model
 

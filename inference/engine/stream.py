@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .card import Normalization
+from .decision import NONE
 
 _DONE = object()
 
@@ -89,10 +90,12 @@ class StripAccumulator:
     them.
     """
 
-    def __init__(self, channels: int, height: int, width: int) -> None:
+    def __init__(self, channels: int, height: int, width: int, decided: bool = False) -> None:
         self.sums = np.zeros((channels, height, width), dtype=np.float32)
         self.weights = np.zeros((height, width), dtype=np.float32)
         self.valid = np.zeros((height, width), dtype=bool)
+        # Class indices decided where one tile alone covers a pixel (decision.py), NONE elsewhere; None: unused
+        self.index = np.full((height, width), NONE, dtype=np.uint16) if decided else None
         self.top = 0  # window row of the strip's first row
 
     def add(self, values: np.ndarray, weights: np.ndarray, x: int, y: int) -> None:
@@ -113,25 +116,36 @@ class StripAccumulator:
             target += vals
         self.weights[r0:r0 + h, x:x + w] += wt
 
+    def decide(self, index: np.ndarray, x: int, y: int) -> None:
+        """Class indices (h, w) decided by one tile alone, at window column x, row y."""
+        assert self.index is not None
+        r0 = y - self.top
+        h = min(index.shape[0], self.index.shape[0] - r0)
+        w = min(index.shape[1], self.index.shape[1] - x)
+        self.index[r0:r0 + h, x:x + w] = index[:h, :w]
+
     def set_valid(self, valid: np.ndarray, y: int) -> None:
         r0 = y - self.top
         h = min(valid.shape[0], self.valid.shape[0] - r0)
         self.valid[r0:r0 + h] = valid[:h]
 
-    def finished(self, until: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Views of the weighted sums (K, n, width), weights and input validity (n, width) of rows [top, until).
+    def finished(self, until: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Views of the weighted sums (K, n, width), weights, input validity and decided class indices (n, width;
+        None when unused) of rows [top, until).
 
-        A valid pixel with zero weight got no usable tile value (the model returned NaN or Inf there): the
-        caller writes it as nodata. Use them before advance().
+        A valid pixel with zero weight and no decided class got no usable tile value (the model returned NaN or
+        Inf there): the caller writes it as nodata. Use them before advance().
         """
         n = until - self.top
-        return self.sums[:, :n], self.weights[:n], self.valid[:n]
+        return self.sums[:, :n], self.weights[:n], self.valid[:n], None if self.index is None else self.index[:n]
 
     def advance(self, until: int) -> None:
         """Drop rows [top, until) and move the strip down."""
         n = until - self.top
-        for array in (self.sums, self.weights, self.valid):
+        for array in (self.sums, self.weights, self.valid, self.index):
+            if array is None:
+                continue
             rest = array.shape[-2] - n
             array[..., :rest, :] = array[..., n:, :]
-            array[..., rest:, :] = 0
+            array[..., rest:, :] = NONE if array is self.index else 0
         self.top = until

@@ -1,7 +1,7 @@
 """Tile layout and blending weights over a window. Pure functions of integers; no I/O."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Iterator
 
@@ -56,6 +56,15 @@ def tile_weights(h: int, w: int, margin: int, ramp: int, top: bool, bottom: bool
     return out
 
 
+Rect = tuple[int, int, int, int]  # rows [y0, y1), columns [x0, x1) inside a tile
+
+
+def _positive(size: int, margin: int, ramp: int, low_edge: bool, high_edge: bool) -> tuple[int, int]:
+    """The interval of a tile axis where its blending weight is above zero."""
+    nonzero = np.flatnonzero(axis_weights(size, margin, ramp, low_edge, high_edge) > 0)
+    return (int(nonzero[0]), int(nonzero[-1]) + 1) if nonzero.size else (0, 0)
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """Tiles in output space over a window of `width` x `height` pixels (coordinates relative to it)."""
@@ -67,6 +76,8 @@ class TileGrid:
     overlap: int
     margin: int
     multiple: int = 1
+    _axes: dict[tuple[str, int], tuple[tuple[int, int], tuple[int, int] | None]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def cols(self) -> list[int]:
@@ -102,3 +113,41 @@ class TileGrid:
         ramp = max(self.overlap - 2 * self.margin, 0)
         return tile_weights(self.tile_h, self.tile_w, self.margin, ramp, tile.y <= 0, tile.y1 >= self.height,
                             tile.x <= 0, tile.x1 >= self.width)
+
+    def _axis(self, name: str, start: int) -> tuple[tuple[int, int], tuple[int, int] | None]:
+        """Along one axis, for the tile starting at `start`: where its weight is above zero, and the part of that
+        no other tile's weight reaches (None when that part is empty or not one interval)."""
+        key = (name, start)
+        if key not in self._axes:
+            starts, size, length = (self.rows, self.tile_h, self.height) if name == "y" else \
+                (self.cols, self.tile_w, self.width)
+            ramp = max(self.overlap - 2 * self.margin, 0)
+
+            def positive(s: int) -> tuple[int, int]:
+                return _positive(size, self.margin, ramp, s <= 0, s + size >= length)
+
+            own = positive(start)
+            alone = np.zeros(size, dtype=bool)
+            alone[own[0]:own[1]] = True
+            for other in starts:
+                if other != start and abs(other - start) < size:
+                    lo, hi = positive(other)
+                    alone[max(0, other + lo - start):max(0, min(size, other + hi - start))] = False
+            found = np.flatnonzero(alone)
+            exclusive = None
+            if found.size and found[-1] - found[0] + 1 == found.size:
+                exclusive = (int(found[0]), int(found[-1]) + 1)
+            self._axes[key] = (own, exclusive)
+        return self._axes[key]
+
+    def regions(self, tile: Window) -> tuple[Rect | None, list[Rect]]:
+        """The part of `tile` that no other tile's weight reaches (its blended value is the tile's own), and the
+        rest of the part where its weight is above zero, as up to four rectangles. (None, []) when no part is the
+        tile's alone."""
+        (py0, py1), ey = self._axis("y", tile.y)
+        (px0, px1), ex = self._axis("x", tile.x)
+        if ey is None or ex is None:
+            return None, []
+        (y0, y1), (x0, x1) = ey, ex
+        rest = [(py0, y0, px0, px1), (y1, py1, px0, px1), (y0, y1, px0, x0), (y0, y1, x1, px1)]
+        return (y0, y1, x0, x1), [r for r in rest if r[1] > r[0] and r[3] > r[2]]
