@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .batches import Runner, tile_rows
+from .batches import Outputs, Runner, tile_rows
+from .decision import NONE
 from .destinations import Destination, check_destinations
 from .errors import CancelledError, InputError, ModelError
 from .georef import ground_pixel_size, mean_pixel_size
@@ -25,6 +26,7 @@ from .raster import (RasterSource, extent_to_window, input_reads, input_rescalin
 from .scale import terrain_scale
 from .staging import Staging, staged
 from .stream import Prefetcher, StripAccumulator
+from .tiling import TileGrid
 from .windows import Window, transform
 from .writer import BlockRowBuffer, RasterTarget, RasterWriter, human_size
 
@@ -77,7 +79,7 @@ def _process_chunk(source: RasterSource, plan: Plan, chunk: Window, runner: Runn
                    counts: _Counts) -> None:
     window = plan.processing_window(chunk, source.window)
     grid = plan.grid(window)
-    acc = StripAccumulator(head.channels, grid.tile_h, window.w)
+    acc = StripAccumulator(head.channels, grid.tile_h, window.w, decided=runner.rule is not None)
     reader = Prefetcher(lambda: tile_rows(source, plan, window, grid, runner.model, is_cancelled))
     try:
         for item in reader:
@@ -85,19 +87,15 @@ def _process_chunk(source: RasterSource, plan: Plan, chunk: Window, runner: Runn
             for batch in item.batches:
                 if is_cancelled():
                     raise CancelledError()
-                values, finite = runner(batch)
+                out = runner(batch)
                 for k, tile in enumerate(batch.tiles):
-                    weights = grid.weights(tile)
-                    if finite is not None and not finite[k].all():
-                        weights = weights * finite[k]
-                    acc.add(values[k], weights, tile.x, tile.y)
+                    _accumulate(acc, grid, head, out, k, tile)
                 tick(len(batch.tiles))
             tick(item.skipped)
             if is_cancelled():
                 raise CancelledError()
             until = grid.row_end(item.y)
-            sums, weights, valid = acc.finished(until)
-            _emit(head, sums, weights, valid, window.y + acc.top, window, chunk, plan.output, buffer, counts)
+            _emit(head, acc.finished(until), window.y + acc.top, window, chunk, plan.output, buffer, counts)
             acc.advance(until)
         if is_cancelled() or acc.top < window.h:  # the reader stops early on a cancel
             raise CancelledError()
@@ -106,19 +104,43 @@ def _process_chunk(source: RasterSource, plan: Plan, chunk: Window, runner: Runn
         reader.close()
 
 
-def _emit(head: Head, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray, row: int, window: Window,
-          chunk: Window, output: Window, buffer: BlockRowBuffer, counts: _Counts) -> None:
+def _accumulate(acc: StripAccumulator, grid: TileGrid, head: Head, out: Outputs, k: int, tile: Window) -> None:
+    """Tile `k` of a batch into the strip: decided classes where it alone covers the pixels, weighted values
+    elsewhere."""
+    weights = grid.weights(tile)
+    if out.values is not None:
+        if out.finite is not None and not out.finite[k].all():
+            weights = weights * out.finite[k]
+        acc.add(out.values[k], weights, tile.x, tile.y)
+        return
+    assert out.raw is not None and out.index is not None
+    alone, rest = grid.regions(tile)
+    if alone is None:
+        acc.add(head.prepare([out.raw[k:k + 1]], None)[0], weights, tile.x, tile.y)
+        return
+    y0, y1, x0, x1 = alone
+    acc.decide(out.index[k, y0:y1, x0:x1], tile.x + x0, tile.y + y0)
+    for y0, y1, x0, x1 in rest:
+        values = head.prepare([out.raw[k:k + 1, :, y0:y1, x0:x1]], None)[0]
+        acc.add(values, weights[y0:y1, x0:x1], tile.x + x0, tile.y + y0)
+
+
+def _emit(head: Head, strip: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], row: int,
+          window: Window, chunk: Window, output: Window, buffer: BlockRowBuffer, counts: _Counts) -> None:
     """Hand the finished rows that fall inside the output window to the block buffer."""
+    sums, weights, valid, index = strip
     r0, r1 = max(row, output.y), min(row + valid.shape[0], output.y1)
     if r1 <= r0:
         return
     c0 = chunk.x - window.x
     rows, cols = slice(r0 - row, r1 - row), slice(c0, c0 + chunk.w)
     wanted, w = valid[rows, cols], weights[rows, cols]
-    covered = wanted & (w > 0)  # a valid pixel no finite tile value reached is nodata
+    decided = None if index is None else index[rows, cols]
+    reached = w > 0 if decided is None else (w > 0) | (decided != NONE)
+    covered = wanted & reached  # a valid pixel no finite tile value reached is nodata
     counts.valid += int(np.count_nonzero(wanted))
     counts.lost += int(np.count_nonzero(wanted)) - int(np.count_nonzero(covered))
-    buffer.push(head.finish(sums[:, rows, cols], w, covered, len(buffer.writers)))
+    buffer.push(head.finish(sums[:, rows, cols], w, covered, len(buffer.writers), decided))
 
 
 def _check_finite(runner: Runner, counts: _Counts, model: Model, warnings: list[str]) -> None:
@@ -210,7 +232,9 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
             with ExitStack() as stack:
                 writers = [stack.enter_context(RasterWriter(stage, t, output.w, output.h, origin, source.projection))
                            for t in targets]
-                runner = Runner(model, plan, head)
+                runner = Runner(model, plan, head, decide=len(targets) == 1)
+                if runner.note:
+                    log.info("%s", runner.note)
                 for chunk in chunks:
                     buffer = BlockRowBuffer(writers, chunk.x - output.x, chunk.w)
                     _process_chunk(source, plan, chunk, runner, head, buffer, tick, is_cancelled, counts)
