@@ -42,15 +42,17 @@ class Outputs:
 
 @dataclass
 class Row:
+    """The end of a tile row: its batches came before it."""
+
     y: int
     valid: np.ndarray  # (tile_h, window width): validity of the output rows this tile row covers
-    batches: list[Batch]
     skipped: int
 
 
 def tile_rows(source: RasterSource, plan: Plan, window: Window, grid: TileGrid, model: Model,
-              is_cancelled: Cancelled) -> Iterator[Row]:
-    """Reader thread: one strip per tile row, normalised and cut into batches of tiles."""
+              is_cancelled: Cancelled) -> Iterator[Batch | Row]:
+    """Reader thread: one strip per tile row, normalised and cut into batches of tiles, handed on one batch at a
+    time (a few batches in flight, not whole rows of them), then the row's end."""
     crop = plan.crop
     th, tw = grid.tile_h + 2 * crop, grid.tile_w + 2 * crop
     width = grid.span[1]
@@ -64,14 +66,13 @@ def tile_rows(source: RasterSource, plan: Plan, window: Window, grid: TileGrid, 
         normalize(data, valid, model.card.input.normalization, np.nan if nan else 0.0)
         out_valid = valid[crop:crop + grid.tile_h, crop:crop + window.w]
         tiles = [t for t in grid.row_tiles(y) if out_valid[:, t.x:t.x1].any()]
-        batches = []
         for i in range(0, len(tiles), plan.batch):
             part = tiles[i:i + plan.batch]
             array = np.stack([data[:, :, t.x:t.x + tw] for t in part])
             if dtype == np.uint8:
                 array = np.clip(np.rint(array), 0, 255)
-            batches.append(Batch(part, array.astype(dtype, copy=False)))
-        yield Row(y, out_valid, batches, len(grid.cols) - len(tiles))
+            yield Batch(part, array.astype(dtype, copy=False))
+        yield Row(y, out_valid, len(grid.cols) - len(tiles))
 
 
 class Runner:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .batches import Outputs, Runner, tile_rows
+from .batches import Batch, Outputs, Runner, tile_rows
 from .decision import NONE
 from .destinations import Destination, check_destinations
 from .errors import CancelledError, InputError, ModelError
@@ -83,14 +83,15 @@ def _process_chunk(source: RasterSource, plan: Plan, chunk: Window, runner: Runn
     reader = Prefetcher(lambda: tile_rows(source, plan, window, grid, runner.model, is_cancelled))
     try:
         for item in reader:
-            acc.set_valid(item.valid, item.y)
-            for batch in item.batches:
-                if is_cancelled():
-                    raise CancelledError()
-                out = runner(batch)
-                for k, tile in enumerate(batch.tiles):
+            if is_cancelled():
+                raise CancelledError()
+            if isinstance(item, Batch):
+                out = runner(item)
+                for k, tile in enumerate(item.tiles):
                     _accumulate(acc, grid, head, out, k, tile)
-                tick(len(batch.tiles))
+                tick(len(item.tiles))
+                continue
+            acc.set_valid(item.valid, item.y)
             tick(item.skipped)
             if is_cancelled():
                 raise CancelledError()
