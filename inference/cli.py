@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence, TextIO
 
 from .engine.deepness import CardOverrides
 from .engine.errors import CancelledError, DeepStrataError, InputError
+from .engine.geotiff import FORMATS
 from .engine.model import load_model, model_info
 from .engine.options import RunOptions
 from .engine.providers import DEVICES, available_providers
@@ -122,10 +123,14 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m deepstrata.inference",
                                 description="Run DeepStrata ONNX models on rasters without QGIS.")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a model over a raster and write a GeoTIFF")
+    run = sub.add_parser("run", help="run a model over a raster and write a Cloud-Optimized GeoTIFF")
     run.add_argument("--model", required=True, help="the .onnx model file")
     run.add_argument("--input", required=True, help="the input raster (any GDAL format)")
     run.add_argument("--output", required=True, help="the output GeoTIFF (.tif)")
+    run.add_argument("--output-format", choices=FORMATS, default="cog",
+                     help="cog (the default): Cloud-Optimized GeoTIFFs with internal overviews (nearest for classes, "
+                          "average for scores), which draw at once at any scale; gtiff: plain tiled GeoTIFFs "
+                          "without overviews, a little faster to write")
     run.add_argument("--bands", type=_bands, help="raster bands in model order, e.g. 4,3,2 (default: by name)")
     run.add_argument("--extent", type=_extent, help="xmin,ymin,xmax,ymax in the raster's CRS")
     run.add_argument("--device", default="auto", choices=DEVICES, help="execution provider (default: auto)")
@@ -164,7 +169,7 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
     options = RunOptions(bands=args.bands, extent=args.extent, device=args.device, tile_size=args.tile_size,
                          batch_size=args.batch_size, overlap=args.overlap, confidence_path=args.confidence,
                          card=overrides, labels=LABELS, search_m=args.search_m,
-                         max_upsampling=args.max_upsampling)
+                         max_upsampling=args.max_upsampling, output_format=args.output_format)
     progress = None if args.quiet else ProgressBar(sys.stderr)
     model = load_model(args.model, args.device, overrides=overrides)
     if args.pixel_size == "model":

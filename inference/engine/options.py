@@ -34,6 +34,10 @@ class RunOptions:
     # Models trained at one pixel size (card input.pixel_size_m): the most a raster's pixels may be split to reach
     # it (2: each pixel into at most 2 x 2). A 1 km DEM is never blown up 33x to a 30 m model unless asked.
     max_upsampling: float = 2.0
+    # 'cog' (default): each raster output is a Cloud-Optimized GeoTIFF with internal overviews (nearest for classes,
+    # average for scores), made from the streamed file at the commit; 'gtiff': the plain tiled GeoTIFF, no overviews.
+    # With a caller's Staging, the staging's output_format rules (Staging(output_format=...)).
+    output_format: str = "cog"
     # How messages name the outputs: {"output": "OUTPUT", "confidence": "CONFIDENCE"} in Processing,
     # {"output": "--output", ...} on the command line.
     labels: Mapping[str, str] = field(default_factory=dict)

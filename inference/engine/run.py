@@ -224,7 +224,7 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
 
     counts = _Counts()
     try:
-        with staged(staging, is_cancelled) as stage:
+        with staged(staging, is_cancelled, options.output_format) as stage:
             stage.model = (card.name, card.version, model.sha256)
             planned = RunResult(output_path, conf, "", model.provider, card.task, [], output.w, output.h, total,
                                 0.0, list(source.bands), [], plan.tile_in[0], plan.overlap, plan.batch)

@@ -27,9 +27,10 @@ import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from .errors import CancelledError, OutputError
+from .geotiff import check_format
 from .progress import Cancelled, never_cancelled
 from .provenance import provenance
 
@@ -128,13 +129,17 @@ class Staging:
 
     `parameters` and `model` (name, version, sha256) make the provenance every writer stores in its output's
     metadata (`metadata()`, see provenance.py); `is_cancelled` is polled between the steps of the commit (a cancel
-    there rolls back)."""
+    there rolls back). `output_format` ('cog' or 'gtiff', geotiff.FORMATS) is how the raster writers lay out their
+    files: a COG is made from the staged tiled file at the start of the commit (see `at_commit`)."""
 
-    def __init__(self, is_cancelled: Cancelled | None = None, parameters: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, is_cancelled: Cancelled | None = None, parameters: Mapping[str, Any] | None = None,
+                 output_format: str = "cog") -> None:
         self.is_cancelled = is_cancelled or never_cancelled
         self.parameters: dict[str, Any] = dict(parameters or {})
         self.model: tuple[str, str, str] = ("", "", "")
+        self.output_format = check_format(output_format)
         self._steps: dict[str, str | None] = {}  # final -> staged, in the order added
+        self._pending: dict[str, Callable[[], None]] = {}  # final -> work on its staged file at the commit
         self._temps: list[str] = []
         self._swept: set[str] = set()
         self.committed = False
@@ -170,9 +175,26 @@ class Staging:
         return path
 
     def add(self, final: str, staged: str | None) -> None:
-        """At commit, move `staged` to `final` (None: remove the file at `final`)."""
+        """At commit, move `staged` to `final` (None: remove the file at `final`). Work still to do on an earlier
+        staged file of `final` (`at_commit`) is dropped with it."""
+        self._pending.pop(os.path.abspath(final), None)
         self._steps.pop(os.path.abspath(final), None)
         self._steps[os.path.abspath(final)] = staged
+
+    def restage(self, final: str, staged: str | None) -> None:
+        """Like `add`, keeping the place `final` has in the commit's order (for `at_commit` work)."""
+        key = os.path.abspath(final)
+        if key in self._steps:
+            self._steps[key] = staged
+        else:
+            self.add(final, staged)
+
+    def at_commit(self, final: str, work: Callable[[], None]) -> None:
+        """Run `work` at the start of the commit, before any file moves (a COG made from the staged file of
+        `final`, which `work` stages in its place). Only the last file staged for `final` gets its work: a file
+        staged again before the commit (a median filter's pass) is not worked on twice. A failure or a cancel in
+        `work` drops every staged file and leaves every target as it was."""
+        self._pending[os.path.abspath(final)] = work
 
     def current(self, final: str) -> str:
         """Where the content of `final` is now: its staged file until the commit, else `final` itself."""
@@ -189,9 +211,19 @@ class Staging:
 
     # ------------------------------------------------------------------ commit / abort
     def commit(self) -> None:
-        """Move every staged file to its target, or (on any failure or a cancel) leave every target as it was."""
-        if self.is_cancelled():
-            raise CancelledError()
+        """Finish the staged files (`at_commit`), then move each to its target; on any failure or a cancel every
+        target is left as it was and nothing staged remains."""
+        try:
+            if self.is_cancelled():
+                raise CancelledError()
+            while self._pending:
+                work = self._pending.pop(next(iter(self._pending)))
+                work()
+                if self.is_cancelled():
+                    raise CancelledError()
+        except BaseException:
+            self.abort()
+            raise
         steps = [_Step(final, staged, os.path.join(_folder(final), temp_name("backup"))
                        if os.path.lexists(final) else None) for final, staged in self._steps.items()]
         journal = os.path.join(_folder(steps[0].final), temp_name("journal", ".json")) if steps else ""
@@ -239,6 +271,7 @@ class Staging:
         """Drop every staged file and scratch folder; the targets are not touched."""
         self._drop_temps()
         self._steps.clear()
+        self._pending.clear()
 
     def _drop_temps(self) -> None:
         for path in reversed(self._temps):
@@ -257,11 +290,12 @@ class Staging:
 
 
 @contextmanager
-def staged(staging: Staging | None, is_cancelled: Cancelled | None = None) -> Iterator[Staging]:
-    """The staging a step writes into: the caller's (the caller commits it), or its own, committed on a clean
-    exit of the block and aborted on an exception."""
+def staged(staging: Staging | None, is_cancelled: Cancelled | None = None,
+           output_format: str = "cog") -> Iterator[Staging]:
+    """The staging a step writes into: the caller's (the caller commits it; its output format rules), or its own
+    in `output_format`, committed on a clean exit of the block and aborted on an exception."""
     if staging is not None:
         yield staging
         return
-    with Staging(is_cancelled) as own:
+    with Staging(is_cancelled, output_format=output_format) as own:
         yield own

@@ -1,8 +1,10 @@
-"""Streamed GeoTIFF output, written block row by block row under a staged name (staging.py)."""
+"""Streamed GeoTIFF output, written block row by block row under a staged name (staging.py), made a
+Cloud-Optimized GeoTIFF with overviews at the commit unless the staging asks for a plain tiled one (geotiff.py)."""
 from __future__ import annotations
 
 import errno
 import inspect
+import logging
 import os
 import shutil
 import sys
@@ -15,13 +17,14 @@ import numpy as np
 from osgeo import gdal
 
 from .card import ClassInfo
-from .errors import DiskFullError, OutputError
+from .errors import CancelledError, DiskFullError, OutputError
+from .geotiff import BLOCK, bounded_cache, cog_options, colour_arguments, gtiff_options, overview_resampling
 from .staging import Staging
 from .style import rgba
 
 gdal.UseExceptions()
+log = logging.getLogger(__name__)
 
-BLOCK = 256
 FLOAT_NODATA = float(np.finfo(np.float32).min)
 LOW_SPACE = 1 << 20  # below this much free space a failed write is reported as a full disk
 _GDAL_TYPES = {np.dtype(np.uint8): gdal.GDT_Byte, np.dtype(np.uint16): gdal.GDT_UInt16,
@@ -47,6 +50,11 @@ class RasterTarget:
     @property
     def bands(self) -> int:
         return len(self.descriptions)
+
+    @property
+    def overview_resampling(self) -> str:
+        """NEAREST for class rasters and masks, AVERAGE for float scores (geotiff.overview_resampling)."""
+        return overview_resampling(self.dtype, bool(self.band_classes))
 
 
 def human_size(n: float) -> str:
@@ -132,7 +140,9 @@ class RasterWriter:
     """One output GeoTIFF (tiled, compressed, BIGTIFF when needed), written under a staged name.
 
     A context manager: a clean exit finishes the file (statistics, style) and hands it, with its .aux.xml and
-    .qml, to the staging, which commits it with the run's other outputs; an exception drops it.
+    .qml, to the staging, which commits it with the run's other outputs; an exception drops it. In a staging whose
+    output format is 'cog' the commit first rewrites the file as a Cloud-Optimized GeoTIFF with overviews
+    (`make_cog`).
     """
 
     def __init__(self, staging: Staging, target: RasterTarget, width: int, height: int,
@@ -141,15 +151,11 @@ class RasterWriter:
         self.style_xml: str | None = None
         self.tmp = staging.file(target.path, ".tif")
         self.needed = width * height * target.bands * np.dtype(target.dtype).itemsize
-        # Measured on 2048x2048 outputs: LZW is the fastest and smallest for class rasters; DEFLATE level 1
-        # with the floating-point predictor for scores. Both are readable everywhere.
         self.is_float = target.dtype == np.float32
-        codec = ["COMPRESS=DEFLATE", "ZLEVEL=1", "PREDICTOR=3"] if self.is_float else ["COMPRESS=LZW"]
-        options = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "BIGTIFF=IF_SAFER"] + codec
         try:
             driver = gdal.GetDriverByName("GTiff")
             self.ds = driver.Create(self.tmp, width, height, target.bands, _GDAL_TYPES[np.dtype(target.dtype)],
-                                    options)
+                                    gtiff_options(target.dtype))
         except RuntimeError as exc:
             raise write_failed(exc, target.path, self.needed, staging, self.tmp) from exc
         self.ds.SetGeoTransform(list(geotransform))
@@ -243,10 +249,9 @@ class RasterWriter:
         closing = release(self)
         if closing is not None:
             raise write_failed(closing, final, self.needed, self.staging, self.tmp)
-        self.staging.add(final, self.tmp)
-        aux = self.tmp + ".aux.xml"
-        # without a new sidecar, a stale one of an earlier run would describe the wrong file: it is removed
-        self.staging.add(final + ".aux.xml", aux if os.path.exists(aux) else None)
+        self._stage(self.tmp)
+        if self.staging.output_format == "cog":
+            self.staging.at_commit(final, self.make_cog)
         if self.style_xml:
             qml = self.staging.file(self.style_path, ".qml")
             try:
@@ -254,6 +259,50 @@ class RasterWriter:
             except OSError as exc:
                 raise write_failed(exc, self.style_path, len(self.style_xml), self.staging, qml) from exc
             self.staging.add(self.style_path, qml)
+
+    def _stage(self, path: str, again: bool = False) -> None:
+        """Stage `path` for the target, with its .aux.xml (category names, band descriptions); `again`: in place of
+        the file staged before (keeping its place in the commit's order)."""
+        stage = self.staging.restage if again else self.staging.add
+        stage(self.target.path, path)
+        aux = path + ".aux.xml"
+        # without a new sidecar, a stale one of an earlier run would describe the wrong file: it is removed
+        stage(self.target.path + ".aux.xml", aux if os.path.exists(aux) else None)
+
+    def make_cog(self) -> None:
+        """Rewrite the staged tiled file as a Cloud-Optimized GeoTIFF with internal overviews (NEAREST for
+        classes, AVERAGE for scores), staged in its place: the same pixels, compression, metadata, colour table,
+        category names and statistics. GDAL copies it block by block with a small block cache (flat memory) and
+        polls the staging's cancel; a failure or a cancel leaves nothing of it behind."""
+        final, source = self.target.path, self.staging.current(self.target.path)
+        cog = self.staging.file(final, ".tif")
+        resampling = self.target.overview_resampling
+        log.info("Writing '%s' as a Cloud-Optimized GeoTIFF (overviews: %s)", os.path.basename(final),
+                 resampling.lower())
+
+        def callback(complete: float, message: object, data: object) -> int:
+            return 0 if self.staging.is_cancelled() else 1
+
+        src = None
+        try:
+            with bounded_cache():
+                src = gdal.Open(source)
+                options = gdal.TranslateOptions(options=colour_arguments(src), format="COG", callback=callback,
+                                                creationOptions=cog_options(self.target.dtype, resampling))
+                self.ds = gdal.Translate(cog, src, options=options)
+        except RuntimeError as exc:
+            release(self, failure=exc)
+            if os.path.exists(cog + ".ovr.tmp"):  # GDAL removes its overview scratch file itself; in case not
+                os.remove(cog + ".ovr.tmp")
+            if self.staging.is_cancelled():
+                raise CancelledError() from exc
+            raise write_failed(exc, final, self.needed * 4 // 3, self.staging, cog) from exc
+        finally:
+            src = None
+        closing = release(self)
+        if closing is not None:
+            raise write_failed(closing, final, self.needed * 4 // 3, self.staging, cog)
+        self._stage(cog, again=True)
 
     @property
     def style_path(self) -> str:

@@ -29,6 +29,7 @@ from ..engine.raster import RasterSource, extent_to_window, input_reads, open_ra
 from ..engine.run import run_model, run_parameters
 from ..engine.scale import TerrainScale, terrain_scale
 from ..engine.staging import Staging, staged
+from ..engine.geotiff import gtiff_options
 from ..engine.windows import Window, block_windows, bounds, is_north_up, transform
 from ..engine.writer import BLOCK, FLOAT_NODATA, RasterTarget, RasterWriter
 
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 EDGE_FILL = 2  # model pixels the warped input is grown past its footprint (see _grow_edges)
 WARP_MEMORY_MB = 64  # GDAL warps by chunks of about this size
 CHUNK_COLUMNS = 4096  # columns copied at once from the back-warp (a multiple of BLOCK)
-_FLOAT_TIFF = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "BIGTIFF=IF_SAFER", "COMPRESS=DEFLATE",
-               "ZLEVEL=1", "PREDICTOR=3"]
 _NUMPY_TYPES = {gdal.GDT_Byte: np.uint8, gdal.GDT_UInt16: np.uint16, gdal.GDT_Float32: np.float32}
 
 
@@ -186,7 +185,7 @@ def warp_to_model_grid(path: str, plan: ResamplePlan, out_path: str, is_cancelle
             format="GTiff", dstSRS=plan.crs_wkt, outputBounds=plan.bounds, xRes=plan.resolution,
             yRes=plan.resolution, resampleAlg=plan.resampling, outputType=gdal.GDT_Float32,
             dstNodata=" ".join(repr(v) for v in nodata), warpMemoryLimit=WARP_MEMORY_MB, multithread=False,
-            creationOptions=_FLOAT_TIFF, callback=_callback(on_progress, is_cancelled))
+            creationOptions=gtiff_options(np.dtype(np.float32)), callback=_callback(on_progress, is_cancelled))
         try:
             if gdal.Warp(out_path, ds, options=options) is None:
                 raise RuntimeError("gdal.Warp returned nothing")
@@ -414,14 +413,14 @@ def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: s
     if options.confidence_path:
         destinations.append(Destination(options.confidence_path, labels.get("confidence", "the confidence raster")))
     check_destinations(destinations, reads)
-    with staged(staging, cancelled) as stage:
+    with staged(staging, cancelled, options.output_format) as stage:
         scratch = stage.folder(output_path, "scratch")
         warped = warp_to_model_grid(input_path, plan, os.path.join(scratch, "input.tif"), cancelled,
                                     part(progress, 0.0, 0.1))
         conf = os.path.join(scratch, "confidence.tif") if options.confidence_path else None
         mask = _warp_mask(options.valid_mask, plan, os.path.join(scratch, "valid_mask.tif"))
         result = run_model(model, warped, os.path.join(scratch, "output.tif"),
-                           replace(options, extent=None, confidence_path=conf, valid_mask=mask),
+                           replace(options, extent=None, confidence_path=conf, valid_mask=mask, output_format="gtiff"),
                            part(progress, 0.1, 0.8), cancelled)
         # the inner run's warnings name the scratch copy: say the user's raster instead
         scratch_name, real_name = f"'{os.path.basename(warped)}'", f"'{os.path.basename(input_path)}'"

@@ -38,8 +38,8 @@ def _replaced(b: Bench, watch: Snapshot) -> list[str]:
 
 
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("point", ["writer", "tile:3", "commit:1"],
-                         ids=["before the first tile", "mid-run", "during the commit"])
+@pytest.mark.parametrize("point", ["writer", "tile:3", "cog:3", "commit:1"],
+                         ids=["before the first tile", "mid-run", "making the COGs", "during the commit"])
 def test_a_signal_cancels_and_earlier_outputs_stay(bench: Bench, point: str, number: int) -> None:
     args = _signal_args(bench)
     watch = Snapshot(bench.root)
@@ -58,7 +58,8 @@ def test_a_signal_cancels_and_earlier_outputs_stay(bench: Bench, point: str, num
     watch.check(note=f" after {name} {point}")
 
 
-@pytest.mark.parametrize("point", ["tile:3", "commit:1"], ids=["mid-run", "during the commit"])
+@pytest.mark.parametrize("point", ["tile:3", "cog:3", "commit:1"],
+                         ids=["mid-run", "making the COGs", "during the commit"])
 def test_sigkill_leaves_only_its_own_files_and_the_next_run_removes_them(bench: Bench, point: str) -> None:
     from deepstrata.inference.engine.staging import HOST
 

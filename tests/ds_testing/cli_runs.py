@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from ds_testing.faults import TEMP_NAME
 
 PAUSED = "FAULT-PAUSED"
-PAUSE_POINTS = ("writer", "tile:N", "commit:N")  # see _install
+PAUSE_POINTS = ("writer", "tile:N", "cog:N", "commit:N")  # see _install
 
 
 def env() -> dict[str, str]:
@@ -102,7 +102,8 @@ def _pause(where: str) -> None:
 
 def _install(point: str) -> None:
     """Pause the CLI at `point`: 'writer' (an output file is staged, no tile has run), 'tile:N' (when the model
-    is about to run its Nth batch), 'commit:N' (the commit has moved N staged files into place)."""
+    is about to run its Nth batch), 'cog:N' (GDAL's Nth progress report while the commit makes the COGs),
+    'commit:N' (the commit has moved N staged files into place)."""
     from deepstrata.inference.engine import batches, staging, writer
 
     kind, _, number = point.partition(":")
@@ -127,6 +128,19 @@ def _install(point: str) -> None:
             return call(self, batch)
 
         batches.Runner.__call__ = paused_call  # type: ignore[method-assign]
+    elif kind == "cog":
+        options = writer.gdal.TranslateOptions
+
+        def paused_options(*args: Any, callback: Any = None, **kwargs: Any) -> Any:
+            def report(*progress: Any) -> Any:
+                count[0] += 1
+                if count[0] == int(number):
+                    _pause(point)
+                return callback(*progress)
+
+            return options(*args, callback=report, **kwargs)
+
+        writer.gdal.TranslateOptions = paused_options
     elif kind == "commit":
         class PausingOs:
             def __getattr__(self, name: str) -> Any:
