@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
     QgsProject,
     QgsProviderRegistry,
     QgsRasterLayer,
@@ -33,6 +34,8 @@ DEFAULT_MODEL = "landforms_geomorphon.onnx"
 # The engine's device names (deepstrata.inference.DEVICES), listed here so that the parameters can be built
 # without importing the engine, in the order users pick them (auto, then cpu); a test checks the two agree.
 DEVICES = ("auto", "cpu", "cuda", "tensorrt", "directml", "coreml", "openvino")
+# The engine's output formats (deepstrata.inference.engine.geotiff.FORMATS) in the order of the OUTPUT_FORMAT choices.
+OUTPUT_FORMATS = ("cog", "gtiff")
 ADVANCED = ProcessingParameterFlag.Advanced
 
 
@@ -124,6 +127,7 @@ class DeepStrataAlgorithm(QgsProcessingAlgorithm):
     """Base of the DeepStrata algorithms: one group, the plugin icon, and no run without onnxruntime."""
 
     ICON = "deepstrata.svg"
+    OUTPUT_FORMAT = "OUTPUT_FORMAT"
 
     def tr(self, text: str) -> str:
         return tr(text)
@@ -153,6 +157,20 @@ class DeepStrataAlgorithm(QgsProcessingAlgorithm):
         if advanced:
             parameter.setFlags(parameter.flags() | ADVANCED)
         self.addParameter(parameter)
+
+    def add_output_format(self) -> None:
+        """The advanced OUTPUT_FORMAT choice of the algorithms that write rasters (RunOptions.output_format)."""
+        self.add(QgsProcessingParameterEnum(self.OUTPUT_FORMAT, self.tr("Raster output format"),
+                                            options=[self.tr("Cloud-Optimized GeoTIFF with overviews"),
+                                                     self.tr("Plain tiled GeoTIFF (no overviews)")], defaultValue=0),
+                 "Cloud-Optimized GeoTIFF (the default): internal overviews (nearest for classes and masks, average "
+                 "for scores) make a large result draw at once at any scale, and web servers can read it in parts. "
+                 "Plain tiled GeoTIFF: no overviews, a little faster to write. The pixels are the same.",
+                 advanced=True)
+
+    def output_format(self, parameters, context: QgsProcessingContext) -> str:
+        """'cog' or 'gtiff', from OUTPUT_FORMAT."""
+        return OUTPUT_FORMATS[self.parameterAsEnum(parameters, self.OUTPUT_FORMAT, context)]
 
     def optional_int(self, parameters, key: str, context: QgsProcessingContext) -> int | None:
         """An optional integer parameter: None when empty or 0."""

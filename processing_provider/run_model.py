@@ -76,6 +76,8 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
             "Pixel size: by default the raster is resampled to the model's pixel size when its card gives one and "
             "the raster's differs by more than 25 % (as Deepness does), and the outputs come back on the raster's "
             "grid; or run on the raster's own pixels.\n\n"
+            "Output format: a Cloud-Optimized GeoTIFF with overviews (nearest for classes, average for scores), "
+            "or a plain tiled GeoTIFF.\n\n"
             "Models made for Deepness run as Deepness runs them. A model that carries neither a card nor Deepness "
             "metadata needs its Task (and, if you like, Class names: 'water,land'; outputs separated by ';'). "
             "Class threshold and Median filter override the model's (Deepness: probability threshold and "
@@ -137,8 +139,10 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
                                               ProcessingNumberParameterType.Integer, optional=True, minValue=1),
                  "A median filter of this size over the class map removes small segments (Deepness's 'remove "
                  "small segments'); 1 turns it off.", advanced=True)
+        self.add_output_format()
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Model output")),
-                  "GeoTIFF with the model's classes, values or scores; a QML style is written beside it.")
+                  "GeoTIFF (Cloud-Optimized, with overviews) with the model's classes, values or scores; a QML "
+                  "style is written beside it.")
         self.add(QgsProcessingParameterRasterDestination(self.CONFIDENCE, self.tr("Confidence (0..1)"),
                                                           optional=True, createByDefault=False),
                   "Optional Float32 raster: the probability of the winning class (class models only).")
@@ -186,7 +190,8 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
         with FeedbackAdapter(feedback) as report, engine_errors():
             model = load_reported(model_path, options.device, report, overrides)
             card = model.card
-            with Staging(report.is_cancelled, self.parameters_for_provenance(parameters)) as stage:
+            with Staging(report.is_cancelled, self.parameters_for_provenance(parameters),
+                         self.output_format(parameters, context)) as stage:
                 if at_model_size:
                     done = run_at_model_resolution(model, input_path, outputs[self.OUTPUT], options,
                                                    report.on_progress, report.is_cancelled, staging=stage)

@@ -42,6 +42,7 @@ class Run:
     device: str
     outputs: Outputs
     parameters: dict[str, Any] = field(default_factory=dict)  # for the outputs' provenance
+    output_format: str = "cog"  # RunOptions.output_format: 'cog' or 'gtiff'
 
     @property
     def title(self) -> str:
@@ -54,7 +55,7 @@ class Run:
         """Where every output of the run is written; committed together when the block ends cleanly."""
         from ..inference.engine.staging import Staging
 
-        return Staging(self.report.is_cancelled, self.parameters)
+        return Staging(self.report.is_cancelled, self.parameters, self.output_format)
 
 
 def describe(model: "Model") -> str:
@@ -97,6 +98,7 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
         self.add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(DEVICES), defaultValue=0),
                  "auto: the best execution provider available (GPU first, then CPU); the log says which ran.",
                  advanced=True)
+        self.add_output_format()
         self.addOutput(QgsProcessingOutputString(self.PROVIDER, self.tr("Execution provider that ran")))
 
     # ------------------------------------------------------------------ running
@@ -127,7 +129,8 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
         check_destinations(outputs.destinations(),
                            input_reads(ds, path) + model.reads + self.extra_reads(parameters, context, path))
         ds = None
-        return Run(layer, path, model, report, device, outputs, self.parameters_for_provenance(parameters))
+        return Run(layer, path, model, report, device, outputs, self.parameters_for_provenance(parameters),
+                   self.output_format(parameters, context))
 
     def resolve_model(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str,
                       report: FeedbackAdapter) -> str | None:

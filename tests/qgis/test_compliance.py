@@ -13,7 +13,7 @@ from qgis.core import (
 from deepstrata.processing_provider.provider import ALGORITHMS
 
 ADVANCED = QgsProcessingParameterDefinition.Flag.FlagAdvanced
-TUNING = {"DEVICE", "TILE_SIZE", "BATCH_SIZE", "OVERLAP", "MTL", "UNITS_K", "S2_OFFSET", "QA_MASK"}
+TUNING = {"DEVICE", "TILE_SIZE", "BATCH_SIZE", "OVERLAP", "MTL", "UNITS_K", "S2_OFFSET", "QA_MASK", "OUTPUT_FORMAT"}
 # Run ONNX model's knobs for models made elsewhere (Deepness): advanced there; THRESHOLD is a main parameter of
 # Detect anomalies.
 TUNING_BY_ALGORITHM = {"runmodel": TUNING | {"RESOLUTION", "TASK", "CLASSES", "THRESHOLD", "SMOOTHING"},
@@ -78,10 +78,11 @@ def test_empty_parameters_are_refused(algorithm: QgsProcessingAlgorithm):
     required = [p.name() for p in algorithm.parameterDefinitions()
                 if not p.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional and not p.isDestination()]
     # MODEL is optional where a bundled model is the fallback (qgis_process 3.22 ignores defaults of required files)
-    assert set(required) == {"runmodel": {"INPUT", "DEVICE", "RESOLUTION", "TASK"}, "modelinfo": {"MODEL"},
-                             "classifylandforms": {"INPUT", "DEVICE"}, "mapgeology": {"INPUT", "DEVICE", "PRESET"},
+    assert set(required) == {"runmodel": {"INPUT", "DEVICE", "RESOLUTION", "TASK", "OUTPUT_FORMAT"},
+                             "modelinfo": {"MODEL"}, "classifylandforms": {"INPUT", "DEVICE", "OUTPUT_FORMAT"},
+                             "mapgeology": {"INPUT", "DEVICE", "PRESET", "OUTPUT_FORMAT"},
                              "detectanomalies": {"INPUT", "DEVICE", "PRESET", "MIN_AREA", "FIT", "THRESHOLD_MODE",
-                                                 "FLAG_PERCENT"},
+                                                 "FLAG_PERCENT", "OUTPUT_FORMAT"},
                              "fitanomaly": {"INPUT", "DEVICE", "MIN_AREA", "COMPONENTS"},
                              "dependencies": set()}[algorithm.name()]
     # QGIS's behaviour, pinned per version: 3.22 refuses a missing required parameter even when it has a default

@@ -183,6 +183,35 @@ def test_device_options_match_the_engine():
     assert sorted(DEVICES) == sorted(ENGINE_DEVICES)
 
 
+def layout(path) -> "tuple[str | None, int]":
+    """(IMAGE_STRUCTURE LAYOUT, overviews of band 1) of a raster."""
+    ds = gdal.Open(str(path))
+    return ds.GetMetadata("IMAGE_STRUCTURE").get("LAYOUT"), ds.GetRasterBand(1).GetOverviewCount()
+
+
+def test_outputs_are_cogs_unless_a_plain_geotiff_is_asked_for(ds_provider, dem_segmenter, dem, tmp_path):
+    for choice, expected in ((None, ("COG", 1)), (1, (None, 0))):
+        out, conf = tmp_path / f"classes{choice}.tif", tmp_path / f"confidence{choice}.tif"
+        parameters = {"INPUT": str(dem), "MODEL": str(dem_segmenter), "OUTPUT": str(out), "CONFIDENCE": str(conf)}
+        if choice is not None:
+            parameters["OUTPUT_FORMAT"] = choice
+        run(parameters)
+        assert layout(out) == layout(conf) == expected
+    for name in ("classes", "confidence"):
+        assert np.array_equal(read(tmp_path / f"{name}None.tif")[0], read(tmp_path / f"{name}1.tif")[0])
+    ds = gdal.Open(str(tmp_path / "classesNone.tif"))
+    ds.GetGeoTransform()  # GDAL 3.6 GTiff loads the .aux.xml (category names) lazily
+    assert ds.GetRasterBand(1).GetCategoryNames()[1:5] == ["flat", "slope", "ridge", "valley"]
+    assert set(np.unique(ds.GetRasterBand(1).GetOverview(0).ReadAsArray())) <= {0, 1, 2, 3, 4}
+
+
+def test_output_formats_match_the_engine():
+    from deepstrata.inference.engine.geotiff import FORMATS
+    from deepstrata.processing_provider.base import OUTPUT_FORMATS
+
+    assert OUTPUT_FORMATS == FORMATS and OUTPUT_FORMATS[0] == "cog"  # the default
+
+
 def test_cancelled_run_writes_nothing(ds_provider, dem_segmenter, dem, tmp_path):
     from qgis.core import QgsProcessingException
 

@@ -76,6 +76,9 @@ def test_landforms_on_the_srtm_dem_are_georeferenced_plausible_and_counted(ds_pr
     assert lower_valleys(z[0].astype(float), classes[0]) >= 0.9
     confidence = read(tmp_path / "c.tif")[0][0][valid]
     assert confidence.min() >= 0.1 and confidence.max() <= 1.0
+    for raster in (out, tmp_path / "c.tif"):  # Cloud-Optimized GeoTIFFs with overviews by default
+        ds = gdal.Open(str(raster))
+        assert ds.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG" and ds.GetRasterBand(1).GetOverviewCount()
     # statistics: the table, the JSON result and the log agree with the raster
     table = QgsVectorLayer(result["STATISTICS"], "stats", "ogr")
     rows = {f["class"]: f for f in table.getFeatures()}
@@ -135,10 +138,11 @@ def test_a_tiny_dem_smaller_than_one_tile_still_gets_landforms(ds_provider, dem,
     tiny = tmp_path / "tiny.tif"
     gdal.Translate(str(tiny), str(dem), srcWin=[100, 100, 24, 17])
     out = tmp_path / "tiny_landforms.tif"
-    run("classifylandforms", {"INPUT": str(tiny), "OUTPUT": str(out)})
+    run("classifylandforms", {"INPUT": str(tiny), "OUTPUT": str(out), "OUTPUT_FORMAT": 1})  # a plain GeoTIFF
     classes, gt, _, _ = read(out)
     assert classes.shape == (1, 17, 24) and gt == pytest.approx(read(tiny)[1])
     assert set(np.unique(classes)) <= set(range(1, 11))
+    assert gdal.Open(str(out)).GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") is None
 
 
 def test_landforms_refuse_an_rgb_photo_and_an_empty_layer(ds_provider, tmp_path):
@@ -226,6 +230,9 @@ def test_terrain_anomalies_mask_catches_planted_pits_and_mounds(ds_provider, dem
                  feedback)
     mask = read(tmp_path / "mask.tif")[0][0]
     score = read(tmp_path / "score.tif")[0]
+    ds = gdal.Open(str(tmp_path / "mask.tif"))  # a COG whose zoomed-out mask holds only 0, 1 and nodata
+    assert ds.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG"
+    assert set(np.unique(ds.GetRasterBand(1).GetOverview(0).ReadAsArray())) <= {0, 1, 255}
     for r, c, dz in sites:
         assert mask[r - 2:r + 3, c - 2:c + 3].any()
         assert np.sign(score[1][r, c]) == np.sign(dz)  # band 2: the signed residual, negative for a depression
