@@ -18,7 +18,7 @@ from .deepness import SOURCE as DEEPNESS, CardOverrides, Graph, card_from_deepne
 from .destinations import Read
 from .errors import CardError, ModelError
 from .onnx_file import external_files
-from .providers import available_providers, create_session
+from .providers import BINDS_IO, available_providers, create_session, run_bound
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,12 @@ class Model:
         """The files a run reads for the model (outputs must never be one of them)."""
         return [Read(self.path, "the model")] + [Read(f, "the model's external data") for f in self.external]
 
+    @property
+    def binds_io(self) -> bool:
+        """Whether runs bind inputs and outputs (IOBinding): on CUDA and TensorRT, where onnxruntime then copies
+        each batch to the device once and writes the outputs into buffers it allocates there."""
+        return self.provider in BINDS_IO
+
     def run(self, batch: np.ndarray, session: Any = None, extra: Sequence[str] = ()) -> list[np.ndarray]:
         """Every graph output the card uses, then the `extra` outputs, for one batch (of `session`, a session of
         this graph with outputs appended; the model's own by default)."""
@@ -113,7 +119,10 @@ class Model:
                 raise ModelError(f"'{os.path.basename(self.path)}' needs the run's scale (cell size and search "
                                  "distance); run it through run_model or the workflows, which set it.")
             feeds[spec.input] = self.scale
-        return [np.asarray(a) for a in (session or self.session).run(self.output_names + list(extra), feeds)]
+        names, session = self.output_names + list(extra), session or self.session
+        if self.binds_io:
+            return run_bound(session, feeds, names, BINDS_IO[self.provider])
+        return [np.asarray(a) for a in session.run(names, feeds)]
 
     def describe(self) -> str:
         """A human-readable report of the card and where the model runs."""

@@ -9,6 +9,7 @@ import numpy as np
 from .errors import InputError
 from .model import Model
 from .options import RunOptions
+from .providers import GPU_BATCH, is_gpu
 from .tiling import TileGrid
 from .windows import Window, chunk_columns, round_up
 from .writer import BLOCK
@@ -107,7 +108,7 @@ def make_plan(model: Model, output: Window, options: RunOptions, warn: Callable[
     if overlap > tile_out - step:
         raise InputError(f"Overlap {overlap} leaves no room to step between tiles of {tile_out} px (the step must be "
                          f"at least {step} px). Lower the overlap or raise the tile size.")
-    batch = model.fixed_batch or int(options.batch_size or DEFAULT_BATCH)
+    batch = model.fixed_batch or int(options.batch_size or (GPU_BATCH if is_gpu(model.provider) else DEFAULT_BATCH))
     if batch < 1:
         raise InputError(f"Batch size must be at least 1, got {batch}.")
     return Plan(output, tile_in, crop, overlap, margin, batch, card.input.size_multiple,
