@@ -17,7 +17,7 @@ from .heads import Head
 from .model import Model, check_channels
 from .plan import Plan
 from .progress import Cancelled
-from .raster import RasterSource, StripReader
+from .strips import PixelSource, StripReader
 from .stream import normalize
 from .tiling import TileGrid
 from .windows import Window
@@ -49,7 +49,7 @@ class Row:
     skipped: int
 
 
-def tile_rows(source: RasterSource, plan: Plan, window: Window, grid: TileGrid, model: Model,
+def tile_rows(source: PixelSource, plan: Plan, window: Window, grid: TileGrid, model: Model,
               is_cancelled: Cancelled) -> Iterator[Batch | Row]:
     """Reader thread: one strip per tile row, normalised and cut into batches of tiles, handed on one batch at a
     time (a few batches in flight, not whole rows of them), then the row's end."""
@@ -102,7 +102,7 @@ class Runner:
             for i, raw in enumerate(raws):
                 self._check(i, raw.shape, array.shape)
             self.checked.add(shapes)
-        if self.rule is not None and np.isfinite(raws[0].sum(dtype=np.float64)):  # one pass: NaN and Inf show
+        if self.rule is not None and np.isfinite(raws[0].sum()):  # one pass: NaN and Inf show (or an overflow)
             raw = raws[0][:, None] if raws[0].ndim == 3 else raws[0]
             index = self.rule.numpy(raw) if decided is None else decided.reshape(raw.shape[:1] + raw.shape[2:])
             return Outputs(raw=raw, index=index)

@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 from osgeo import gdal
 
 from .errors import DestinationError, OutputError
+from .reads import Read
 
 gdal.UseExceptions()
 
@@ -33,14 +34,6 @@ _OGR_URI = re.compile(r"""^ogr:dbname='(?P<path>(?:[^']|'')*)'\s+table="(?P<laye
 def shown(path: str, limit: int = 160) -> str:
     """A path for a message: whole when short, else its start and end around an ellipsis."""
     return path if len(path) <= limit else f"{path[:limit // 2 - 2]}...{path[-(limit // 2 - 1):]}"
-
-
-@dataclass(frozen=True)
-class Read:
-    """A file the run reads, and what it is to the user ("the input raster", "the model's external data")."""
-
-    path: str
-    what: str
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import OutputError
+from .targets import BLOCK  # GeoTIFF tile edge, both layouts
 
 gdal.UseExceptions()
 
-BLOCK = 256  # GeoTIFF tile edge, both layouts
 FORMATS = ("cog", "gtiff")  # RunOptions.output_format: Cloud-Optimized GeoTIFF with overviews, or plain tiled
 CACHE_BYTES = 64 << 20  # GDAL's block cache while a COG is made (measured: flat RSS from 4096 to 16384 px)
 # Measured on 2048x2048 outputs: LZW is the fastest and smallest for class rasters; DEFLATE level 1 with the

@@ -7,14 +7,17 @@ as one channel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .card import ClassInfo, GraphOutput, ModelCard
 from .decision import NONE
 from .style import paletted_qml, pseudocolor_qml
-from .writer import FLOAT_NODATA, RasterTarget, RasterWriter
+from .targets import FLOAT_NODATA, RasterTarget
+
+if TYPE_CHECKING:
+    from .writer import RasterWriter
 
 
 def softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from .card import ModelCard, parse_card
 from .deepness import SOURCE as DEEPNESS, CardOverrides, Graph, card_from_deepness, has_deepness_metadata, \
     sidecar_metadata
-from .destinations import Read
+from .reads import Read
 from .errors import CardError, ModelError
 from .onnx_file import external_files
 from .providers import BINDS_IO, available_providers, create_session, run_bound

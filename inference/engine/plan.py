@@ -10,9 +10,9 @@ from .errors import InputError
 from .model import Model
 from .options import RunOptions
 from .providers import GPU_BATCH, is_gpu
+from .targets import BLOCK
 from .tiling import TileGrid
 from .windows import Window, chunk_columns, round_up
-from .writer import BLOCK
 
 DEFAULT_BATCH = 4
 

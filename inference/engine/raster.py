@@ -1,8 +1,7 @@
-"""Reading rasters with GDAL: band mapping, validity masks, padded windowed reads, extents to windows."""
+"""Reading rasters with GDAL: band mapping, validity masks, row reads for strips.StripReader, extents to windows."""
 from __future__ import annotations
 
 import errno
-import math
 import os
 import re
 import stat
@@ -14,8 +13,10 @@ import numpy as np
 from osgeo import gdal
 
 from .card import ModelCard
-from .destinations import Read, gdal_path_limit, shown
+from .destinations import gdal_path_limit, shown
 from .errors import InputError
+from .reads import Read
+from .strips import describe_bands, rescale
 from .windows import Window, bounds, from_bounds
 
 gdal.UseExceptions()
@@ -39,6 +40,10 @@ class RasterSource:
     @property
     def height(self) -> int:
         return int(self.dataset.RasterYSize)
+
+    @property
+    def block_rows(self) -> int:
+        return int(self.dataset.GetRasterBand(self.bands[0]).GetBlockSize()[1])
 
     @property
     def geotransform(self) -> tuple[float, ...]:
@@ -65,9 +70,7 @@ class RasterSource:
         except RuntimeError as exc:
             raise InputError(f"Cannot read rows {y0}-{y0 + h} of '{self.path}' ({str(exc).strip()}). The file may "
                              "be damaged, or on a disk that went away; check it with gdalinfo -checksum.") from exc
-        if self.scale is not None and self.offset is not None:  # after validity: nodata stays invalid
-            data *= self.scale[:, None, None]
-            data += self.offset[:, None, None]
+        rescale(data, self.scale, self.offset)
         # Drop the blocks GDAL cached: StripReader reads whole block rows once, and a cache that fills with the
         # whole raster would make memory grow with raster size.
         self.dataset.FlushCache()
@@ -87,55 +90,6 @@ def open_mask(path: str, ds: gdal.Dataset, input_path: str) -> gdal.Dataset:
     return mask
 
 
-class StripReader:
-    """Reads strips of one column range, top to bottom, for the tile rows of a run.
-
-    Consecutive strips overlap; rows are read once, in whole block rows of the file (each compressed block is
-    decoded once), and kept only while a later strip still needs them. Parts of a strip outside the raster are
-    mirrored, or NaN for models that take nodata as NaN (card input.nodata).
-    """
-
-    def __init__(self, source: RasterSource, x: int, w: int, height: int, beyond: str = "mirror") -> None:
-        """Columns [x, x + w) (may reach beyond the raster); strips up to `height` rows. `beyond` says what parts
-        beyond the raster's edge hold: "mirror" (reflected pixels) or "nan" (NaN, not valid)."""
-        self.source, self.x, self.w, self.beyond = source, x, w, beyond
-        self.x0, self.x1 = max(0, x), min(source.width, x + w)
-        band = source.dataset.GetRasterBand(source.bands[0])
-        self.block = max(1, int(band.GetBlockSize()[1]))
-        rows = height + self.block  # a strip, plus the rest of the last block row read for it
-        self.data = np.empty((len(source.bands), rows, self.x1 - self.x0), dtype=np.float32)
-        self.valid = np.empty((rows, self.x1 - self.x0), dtype=bool)
-        self.top, self.count = 0, 0  # raster row of the buffer's first row; rows held
-
-    def read(self, y: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """Pixels (bands, h, w) and validity (h, w) of rows [y, y + h) over this reader's columns (a copy)."""
-        y0, y1 = max(0, y), min(self.source.height, y + h)
-        if y1 <= y0 or self.x1 <= self.x0:
-            raise InputError(f"Rows {y}-{y + h} lie outside the raster '{self.source.path}'.")
-        if y0 < self.top or y0 > self.top + self.count:  # not a continuation: start afresh
-            self.top, self.count = y0, 0
-        drop = y0 - self.top
-        if drop:  # keep the rows this strip shares with the last one, at the top of the buffer
-            self.data[:, :self.count - drop] = self.data[:, drop:self.count]
-            self.valid[:self.count - drop] = self.valid[drop:self.count]
-            self.top, self.count = y0, self.count - drop
-        bottom = self.top + self.count
-        if y1 > bottom:
-            end = min(self.source.height, -(-y1 // self.block) * self.block, self.top + self.valid.shape[0])
-            rows = slice(self.count, self.count + end - bottom)
-            self.source.read_rows(bottom, self.x0, self.data[:, rows], self.valid[rows])
-            self.count += end - bottom
-        rows = slice(0, y1 - y0)
-        data, valid = self.data[:, rows], self.valid[rows]
-        pads = ((y0 - y, y + h - y1), (self.x0 - self.x, self.x + self.w - self.x1))
-        if any(pads[0]) or any(pads[1]):
-            if self.beyond == "nan":
-                return (np.pad(data, ((0, 0),) + pads, constant_values=np.nan),
-                        np.pad(valid, pads, constant_values=False))
-            return _mirror(data, pads), _mirror(valid[None], pads)[0]
-        return data.copy(), valid.copy()
-
-
 def band_validity(band: gdal.Band, values: np.ndarray, win: Window) -> np.ndarray:
     """Valid pixels of one band: its nodata value or mask band, and finite values for float bands."""
     flags = band.GetMaskFlags()
@@ -149,14 +103,6 @@ def band_validity(band: gdal.Band, values: np.ndarray, win: Window) -> np.ndarra
     if gdal.GetDataTypeName(band.DataType).startswith(("Float", "CFloat")):
         valid &= np.isfinite(values)
     return valid
-
-
-def _mirror(array: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
-    """Pad the last two axes by reflection (edge replication where an axis has one pixel)."""
-    full = ((0, 0),) * (array.ndim - 2) + pads
-    if min(array.shape[-2:]) > 1:
-        return np.pad(array, full, mode="reflect")
-    return np.pad(array, full, mode="edge")
 
 
 _DRIVER_PREFIX = re.compile(r"^[A-Za-z0-9_]{2,}:")  # GPKG:file:table, NETCDF:"file":var, HDF5:...
@@ -275,10 +221,6 @@ def input_reads(ds: gdal.Dataset, path: str) -> list[Read]:
             for f in files]
 
 
-def _describe_bands(card: ModelCard) -> str:
-    return ", ".join(b.name for b in card.input.bands)
-
-
 def map_bands(ds: gdal.Dataset, card: ModelCard, bands: Sequence[int] | None, path: str) -> list[int]:
     """Raster bands (1-based) feeding each model channel: as given, matched by name, 1..n, or every band but an
     alpha band."""
@@ -293,7 +235,7 @@ def map_bands(ds: gdal.Dataset, card: ModelCard, bands: Sequence[int] | None, pa
         if len(bands) != need:
             raise InputError(f"{len(bands)} band{'s' if len(bands) != 1 else ''} selected "
                              f"({', '.join(map(str, bands))}) but the model takes {need} "
-                             f"({_describe_bands(card)}). Select {need} band{'s' if need != 1 else ''}, "
+                             f"({describe_bands(card)}). Select {need} band{'s' if need != 1 else ''}, "
                              "in the model's order.")
         return bands
     names = {ds.GetRasterBand(i).GetDescription().strip().lower(): i for i in range(1, count + 1)}
@@ -305,35 +247,10 @@ def map_bands(ds: gdal.Dataset, card: ModelCard, bands: Sequence[int] | None, pa
     data = [i for i in range(1, count + 1) if ds.GetRasterBand(i).GetColorInterpretation() != gdal.GCI_AlphaBand]
     if len(data) == need:  # an RGBA image for an RGB model: the alpha band is the mask, not a channel
         return data
-    raise InputError(f"The model takes {need} band{'s' if need != 1 else ''} ({_describe_bands(card)}) but "
+    raise InputError(f"The model takes {need} band{'s' if need != 1 else ''} ({describe_bands(card)}) but "
                      f"'{os.path.basename(path)}' has {count} band{plural}. Choose which raster bands feed the "
                      f"model (Bands / --bands, e.g. {','.join(str(i + 1) for i in range(min(need, count)))}), "
                      "or use a raster with the bands the model expects.")
-
-
-def input_rescaling(scale: Sequence[float] | None, offset: Sequence[float] | None,
-                    card: ModelCard) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-channel (scale, offset) as float32 arrays, or None where they change nothing (the raw values are used)."""
-    if scale is None and offset is None:
-        return None
-    need = len(card.input.bands)
-    arrays: list[np.ndarray] = []
-    for name, values, default in (("input scale", scale, 1.0), ("input offset", offset, 0.0)):
-        if values is None:
-            arrays.append(np.full(need, default, dtype=np.float32))
-            continue
-        values = [float(v) for v in values]
-        if len(values) != need:
-            raise InputError(f"The {name} has {len(values)} value{'s' if len(values) != 1 else ''} but the model "
-                             f"takes {need} band{'s' if need != 1 else ''} ({_describe_bands(card)}). "
-                             f"Give one {name} per model band, in the model's order.")
-        if not all(math.isfinite(v) for v in values):
-            raise InputError(f"The {name} ({', '.join(f'{v:g}' for v in values)}) contains a value that is not "
-                             "a finite number. Give finite numbers.")
-        arrays.append(np.asarray(values, dtype=np.float32))
-    if (arrays[0] == 1).all() and (arrays[1] == 0).all():
-        return None
-    return arrays[0], arrays[1]
 
 
 def extent_to_window(ds: gdal.Dataset, extent: Sequence[float], path: str) -> Window:

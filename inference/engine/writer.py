@@ -9,7 +9,6 @@ import os
 import shutil
 import sys
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,43 +17,17 @@ from osgeo import gdal
 
 from .card import ClassInfo
 from .errors import CancelledError, DiskFullError, OutputError
-from .geotiff import BLOCK, bounded_cache, cog_options, colour_arguments, gtiff_options, overview_resampling
+from .geotiff import bounded_cache, cog_options, colour_arguments, gtiff_options, overview_resampling
 from .staging import Staging
 from .style import rgba
+from .targets import BLOCK as BLOCK, FLOAT_NODATA as FLOAT_NODATA, RasterTarget  # the first two for writers' users
 
 gdal.UseExceptions()
 log = logging.getLogger(__name__)
 
-FLOAT_NODATA = float(np.finfo(np.float32).min)
 LOW_SPACE = 1 << 20  # below this much free space a failed write is reported as a full disk
 _GDAL_TYPES = {np.dtype(np.uint8): gdal.GDT_Byte, np.dtype(np.uint16): gdal.GDT_UInt16,
                np.dtype(np.float32): gdal.GDT_Float32}
-
-
-@dataclass
-class RasterTarget:
-    """What one output raster holds."""
-
-    path: str
-    dtype: np.dtype
-    nodata: float
-    descriptions: Sequence[str]
-    band_classes: Sequence[Sequence[ClassInfo]] = ()  # per band: its class names and colours (class rasters)
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def classes(self) -> Sequence[ClassInfo]:
-        """The classes of band 1."""
-        return self.band_classes[0] if self.band_classes else ()
-
-    @property
-    def bands(self) -> int:
-        return len(self.descriptions)
-
-    @property
-    def overview_resampling(self) -> str:
-        """NEAREST for class rasters and masks, AVERAGE for float scores (geotiff.overview_resampling)."""
-        return overview_resampling(self.dtype, bool(self.band_classes))
 
 
 def human_size(n: float) -> str:
@@ -276,7 +249,7 @@ class RasterWriter:
         polls the staging's cancel; a failure or a cancel leaves nothing of it behind."""
         final, source = self.target.path, self.staging.current(self.target.path)
         cog = self.staging.file(final, ".tif")
-        resampling = self.target.overview_resampling
+        resampling = overview_resampling(self.target.dtype, bool(self.target.band_classes))
         log.info("Writing '%s' as a Cloud-Optimized GeoTIFF (overviews: %s)", os.path.basename(final),
                  resampling.lower())
 
@@ -308,32 +281,3 @@ class RasterWriter:
     def style_path(self) -> str:
         """The QML style beside the output (QGIS applies it when the raster is opened)."""
         return str(Path(self.target.path).with_suffix(".qml"))
-
-
-class BlockRowBuffer:
-    """Collects finished rows of one column chunk and writes them to the writers a whole block row at a time."""
-
-    def __init__(self, writers: Sequence[RasterWriter], x: int, width: int) -> None:
-        self.writers, self.x, self.width = writers, x, width
-        self.parts: list[list[np.ndarray]] = [[] for _ in writers]
-        self.y = 0  # first row held
-        self.rows = 0
-
-    def push(self, arrays: Sequence[np.ndarray]) -> None:
-        for part, array in zip(self.parts, arrays):
-            part.append(array)
-        self.rows += arrays[0].shape[1]
-        if self.rows >= BLOCK and (self.y + self.rows) // BLOCK > self.y // BLOCK:
-            self._write(((self.y + self.rows) // BLOCK) * BLOCK - self.y)
-
-    def flush(self) -> None:
-        if self.rows:
-            self._write(self.rows)
-
-    def _write(self, count: int) -> None:
-        for i, writer in enumerate(self.writers):
-            rows = np.concatenate(self.parts[i], axis=1)
-            writer.write(self.x, self.y, rows[:, :count])
-            self.parts[i] = [rows[:, count:]] if count < rows.shape[1] else []
-        self.y += count
-        self.rows -= count

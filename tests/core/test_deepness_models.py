@@ -16,7 +16,7 @@ from osgeo import gdal
 from deepstrata.inference import CardError, InputError, ModelError, RunOptions, load_model, run_model
 from deepstrata.inference.engine.deepness import CardOverrides
 from deepstrata.inference.engine.errors import MissingCardError
-from deepstrata.inference.engine.median import median_of_classes
+from deepstrata.inference.engine.class_median import median_of_classes
 from ds_testing.deepness_models import CASES, MODELS, PEER
 from ds_testing.graph import INPUT, OUTPUT, make_model, tensor_info
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deepstrata.inference.engine.raster import RasterSource, StripReader, open_raster
+from deepstrata.inference.engine.raster import RasterSource, open_raster
+from deepstrata.inference.engine.strips import StripReader
 from ds_testing import rasters
 
 

@@ -1,0 +1,229 @@
+"""The compute path of a run, without GDAL: strips to batches (reader thread), batches through the model, tiles
+blended into a strip, finished rows through the head to the outputs' writers.
+
+`run_model` (run.py) drives it over a raster into staged GeoTIFFs; `run_array` drives it over an array in memory
+and returns the arrays run_model would write. Both take the same plan, tiles, batches, blending and head, so
+their outputs are equal pixel for pixel. Nothing here keeps global state: several runs may go at once, each with
+its own model.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .batches import Batch, Outputs, Runner, tile_rows
+from .class_median import median_block
+from .decision import NONE
+from .errors import CancelledError, InputError, ModelError
+from .heads import Head, make_head
+from .model import CLASS_TASKS, Model, load_model
+from .options import RunOptions
+from .plan import Plan, make_plan
+from .progress import Cancelled, Progress, never_cancelled, no_progress
+from .scale import terrain_scale
+from .stream import Prefetcher, StripAccumulator
+from .strips import ArraySource, PixelSource, input_rescaling
+from .targets import BLOCK, ArrayWriter, BlockRowBuffer, RowWriter
+from .tiling import TileGrid
+from .windows import Window
+
+log = logging.getLogger(__name__)
+
+MOSTLY_NON_FINITE = 0.5  # a run where more of the valid pixels than this got NaN or Inf fails
+
+
+class Counts:
+    """Valid pixels, and those that got no finite value from the model (they become nodata)."""
+
+    def __init__(self) -> None:
+        self.valid = 0
+        self.lost = 0
+
+
+def tile_count(plan: Plan, raster: Window) -> int:
+    """The tiles of a run over `raster` (the source's whole window), every chunk together."""
+    return sum(len(plan.grid(plan.processing_window(c, raster))) for c in plan.chunks())
+
+
+def run_chunks(source: PixelSource, plan: Plan, runner: Runner, head: Head, writers: Sequence[RowWriter],
+               on_progress: Progress, is_cancelled: Cancelled, warn: Callable[[str], None],
+               block: int = BLOCK) -> Counts:
+    """Every column chunk of the plan's output into `writers` (one per target, whole rows of `block` at a time);
+    progress from the tile count, cancellation polled on every batch. Returns the counts of valid and lost
+    pixels, after the non-finite check (check_finite)."""
+    raster = Window(0, 0, source.width, source.height)
+    total, done = tile_count(plan, raster), [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        on_progress(min(done[0] / total, 1.0) if total else 1.0)
+
+    counts = Counts()
+    for chunk in plan.chunks():
+        rows = BlockRowBuffer(writers, chunk.x - plan.output.x, chunk.w, block)
+        process_chunk(source, plan, chunk, runner, head, rows, tick, is_cancelled, counts)
+    check_finite(runner, counts, warn)
+    return counts
+
+
+def process_chunk(source: PixelSource, plan: Plan, chunk: Window, runner: Runner, head: Head, rows: BlockRowBuffer,
+                  tick: Callable[[int], None], is_cancelled: Cancelled, counts: Counts) -> None:
+    """One column chunk of the output: read, run, blend and finish it into `rows`."""
+    window = plan.processing_window(chunk, Window(0, 0, source.width, source.height))
+    grid = plan.grid(window)
+    acc = StripAccumulator(head.channels, grid.tile_h, window.w, decided=runner.rule is not None)
+    reader = Prefetcher(lambda: tile_rows(source, plan, window, grid, runner.model, is_cancelled))
+    try:
+        for item in reader:
+            if is_cancelled():
+                raise CancelledError()
+            if isinstance(item, Batch):
+                out = runner(item)
+                for k, tile in enumerate(item.tiles):
+                    accumulate(acc, grid, head, out, k, tile)
+                tick(len(item.tiles))
+                continue
+            acc.set_valid(item.valid, item.y)
+            tick(item.skipped)
+            if is_cancelled():
+                raise CancelledError()
+            until = grid.row_end(item.y)
+            emit(head, acc.finished(until), window.y + acc.top, window, chunk, plan.output, rows, counts)
+            acc.advance(until)
+        if is_cancelled() or acc.top < window.h:  # the reader stops early on a cancel
+            raise CancelledError()
+        rows.flush()
+    finally:
+        reader.close()
+
+
+def accumulate(acc: StripAccumulator, grid: TileGrid, head: Head, out: Outputs, k: int, tile: Window) -> None:
+    """Tile `k` of a batch into the strip: decided classes where it alone covers the pixels, weighted values
+    elsewhere."""
+    weights = grid.weights(tile)
+    if out.values is not None:
+        if out.finite is not None and not out.finite[k].all():
+            weights = weights * out.finite[k]
+        acc.add(out.values[k], weights, tile.x, tile.y)
+        return
+    assert out.raw is not None and out.index is not None
+    alone, rest = grid.regions(tile)
+    if alone is None:
+        acc.add(head.prepare([out.raw[k:k + 1]], None)[0], weights, tile.x, tile.y)
+        return
+    y0, y1, x0, x1 = alone
+    acc.decide(out.index[k, y0:y1, x0:x1], tile.x + x0, tile.y + y0)
+    for y0, y1, x0, x1 in rest:
+        values = head.prepare([out.raw[k:k + 1, :, y0:y1, x0:x1]], None)[0]
+        acc.add(values, weights[y0:y1, x0:x1], tile.x + x0, tile.y + y0)
+
+
+def emit(head: Head, strip: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], row: int,
+         window: Window, chunk: Window, output: Window, rows: BlockRowBuffer, counts: Counts) -> None:
+    """Hand the finished rows that fall inside the output window to `rows`."""
+    sums, weights, valid, index = strip
+    r0, r1 = max(row, output.y), min(row + valid.shape[0], output.y1)
+    if r1 <= r0:
+        return
+    c0 = chunk.x - window.x
+    inside, cols = slice(r0 - row, r1 - row), slice(c0, c0 + chunk.w)
+    wanted, w = valid[inside, cols], weights[inside, cols]
+    decided = None if index is None else index[inside, cols]
+    reached = w > 0 if decided is None else (w > 0) | (decided != NONE)
+    covered = wanted & reached  # a valid pixel no finite tile value reached is nodata
+    counts.valid += int(np.count_nonzero(wanted))
+    counts.lost += int(np.count_nonzero(wanted)) - int(np.count_nonzero(covered))
+    rows.push(head.finish(sums[:, inside, cols], w, covered, len(rows.writers), decided))
+
+
+def check_finite(runner: Runner, counts: Counts, warn: Callable[[str], None]) -> None:
+    """Non-finite model output: a warning that counts it, or a failure that blames the model when it is most."""
+    if not counts.lost and not runner.non_finite:
+        return
+    share = counts.lost / counts.valid if counts.valid else 1.0
+    name = os.path.basename(runner.model.path)
+    if share > MOSTLY_NON_FINITE:
+        raise ModelError(f"The model '{name}' returned NaN or infinite values for {100 * share:.1f} % of the valid "
+                         f"pixels ({counts.lost:,} of {counts.valid:,}), so there is nothing to write. The fault is "
+                         "in the model, not the raster: check its export (a division by zero, a log of 0, float16 "
+                         "overflow) on a sample in Python, or ask its author.")
+    warn(f"The model '{name}' returned {runner.non_finite:,} NaN or infinite values; {counts.lost:,} pixels "
+         f"({100 * share:.2f} % of the valid ones) got no finite value and are written as nodata.")
+
+
+def set_scale(model: Model, sizes: tuple[float, float] | None, search_m: float | None, name: str) -> str:
+    """A terrain model's scale input for cells of `sizes` (x, y metres; see scale.py), set on `model`; '' for
+    other models. `name` says which raster, in messages."""
+    spec = model.card.input.scale
+    if spec is None:
+        return ""
+    scale = terrain_scale(spec, sizes, search_m, name)
+    if scale.coarse_cell_m:
+        raise InputError(f"A search distance of {scale.search_m:g} m is {scale.cells:.3g} cells of {name}, more "
+                         f"than the model reaches ({spec.max_cells:g}). Run it through the workflows (or "
+                         "run_at_model_resolution), which average the DEM to coarser cells first.")
+    model.scale = scale.feed()
+    log.info("%s", scale.describe())
+    return scale.describe()
+
+
+def _select_bands(array: np.ndarray, bands: Sequence[int] | None, model: Model) -> np.ndarray:
+    """The array's bands that feed the model, in model channel order: `bands` (1-based), or all of them."""
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise InputError(f"An array of shape {array.shape} is not a raster: give (bands, height, width).")
+    count = array.shape[0]
+    if bands:
+        if not all(1 <= int(b) <= count for b in bands):
+            raise InputError(f"Bands {list(bands)} do not all exist: the array has {count} (1-{count}).")
+        array = array[[int(b) - 1 for b in bands]]
+    if array.shape[0] != model.channels:
+        raise InputError(f"The model takes {model.channels} band(s) but the array gives {array.shape[0]}. Choose "
+                         "the bands that feed it (RunOptions.bands, 1-based, in the model's order).")
+    return array
+
+
+def run_array(model: Model | str | os.PathLike[str], array: np.ndarray, options: RunOptions | None = None, *,
+              mask: np.ndarray | None = None, nodata: float | None = None, confidence: bool = False,
+              cell_size: tuple[float, float] | None = None, on_progress: Progress | None = None,
+              is_cancelled: Cancelled | None = None) -> list[np.ndarray]:
+    """Run `model` over `array` (bands, height, width) in memory: the same plan, tiles, reader thread, batches,
+    blending and head as run_model, and the arrays run_model would write (bands, height, width) each, nodata as
+    it writes it: the class map (and its confidence with `confidence`), the values or the scores.
+
+    Valid pixels: where `mask` (height, width) is non-zero, the values differ from `nodata` and, for float arrays,
+    are finite. `cell_size`: the ground cell sides in metres (x, y), which a terrain model needs for its scale.
+    `options` as run_model's, but the whole array is the extent (no extent, no valid_mask path, no destinations).
+    """
+    options = options or RunOptions()
+    if options.extent or options.valid_mask:
+        raise InputError("run_array runs over the whole array: slice the array instead of an extent, and give the "
+                         "validity as mask= instead of valid_mask.")
+    if not isinstance(model, Model):
+        model = load_model(model, options.device, options.threads, options.card)
+    card = model.card
+    data = _select_bands(np.asarray(array), options.bands, model)
+    if mask is not None and np.shape(mask) != data.shape[1:]:
+        raise InputError(f"The mask is {np.shape(mask)} but the array's pixels are {data.shape[1:]}.")
+    scale, offset = input_rescaling(options.input_scale, options.input_offset, card) or (None, None)
+    source = ArraySource(data, None if mask is None else np.asarray(mask), nodata, scale, offset)
+    set_scale(model, cell_size, options.search_m, "the array")
+    output = Window(0, 0, source.width, source.height)
+    plan = make_plan(model, output, options, log.warning)
+    head = make_head(card, plan.output_channels)
+    targets = head.targets("output", "confidence" if confidence and card.task in CLASS_TASKS else None)
+    writers = [ArrayWriter(t, output.w, output.h) for t in targets]
+    runner = Runner(model, plan, head, decide=len(targets) == 1)
+    progress = on_progress or no_progress
+    # no block rows to fill in memory: each finished row is written as it comes
+    run_chunks(source, plan, runner, head, writers, progress, is_cancelled or never_cancelled, log.warning, block=1)
+    arrays = [w.array for w in writers]
+    size = card.output.median_filter
+    if size > 1:
+        arrays[0] = np.stack([median_block(band, targets[0].nodata, size) for band in arrays[0]])
+    progress(1.0)
+    return arrays
