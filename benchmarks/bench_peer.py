@@ -128,6 +128,8 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
 
     argv = ["run", "--model", args.model, "--input", args.raster, "--output", args.output, "--device", "cpu",
             "--batch-size", str(args.batch), "--median", "1", "--quiet"]  # Deepness below: no small-segment filter
+    if args.overlap is not None:
+        argv += ["--overlap", str(args.overlap)]
     if args.threads:
         argv += ["--threads", str(args.threads)]
     started = time.perf_counter()
@@ -136,6 +138,26 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"engine run failed with exit status {code}")
     return {"tiles": -1, "overlap": -1, "batch": args.batch, "rss_mb": _peak_rss_mb(),
             "inside": time.perf_counter() - started}
+
+
+def receptive_radius(model_path: Path, size: int = TILE, trials: int = 4) -> int:
+    """The model's receptive radius, measured: the farthest output pixel that changes when one input pixel at the
+    tile's centre does, over a few random tiles (the graph is fixed at TILE px)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    rng = np.random.default_rng(0)
+    radius, c = 0, size // 2
+    for _ in range(trials):
+        tile = rng.uniform(0, 255, size=(1, 3, size, size)).astype(np.float32)
+        moved = tile.copy()
+        moved[0, :, c, c] += 100.0
+        diff = np.abs(session.run(None, {name: moved})[0] - session.run(None, {name: tile})[0]).max(axis=(0, 1))
+        ys, xs = np.nonzero(diff > 0)
+        if ys.size:
+            radius = max(radius, int(np.abs(ys - c).max()), int(np.abs(xs - c).max()))
+    return radius
 
 
 def child_deepness(args: argparse.Namespace) -> dict[str, Any]:
@@ -166,6 +188,8 @@ CHILDREN = {"bare": child_bare, "engine": child_engine, "deepness": child_deepne
 def _spawn(mode: str, raster: Path, model: Path, output: Path, args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", mode, "--raster", str(raster), "--model", str(model),
                "--output", str(output), "--batch", str(args.batch), "--threads", str(args.threads)]
+    if getattr(args, "overlap", None) is not None:
+        command += ["--overlap", str(args.overlap)]
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", GDAL_PAM_ENABLED="NO")
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
@@ -230,6 +254,25 @@ def run_benchmark(args: argparse.Namespace) -> None:
         if "deepness" in best and "bare" in best:
             print(f"deepness process / bare loop: {best['deepness']['seconds'] / best['bare']['inside']:.3f} "
                   "(the limit for deepness/engine)")
+        if args.measured_overlap and "engine" in best:
+            _measured_overlap(args, raster, model, outputs["engine"], best["engine"], work)
+
+
+def _measured_overlap(args: argparse.Namespace, raster: Path, model: Path, default_output: Path,
+                      default: dict[str, Any], work: Path) -> None:
+    """Reported apart: the engine with the overlap the model's measured receptive field needs (twice its radius),
+    and whether its class map is identical to the run at the metadata's 15 %."""
+    from osgeo import gdal
+
+    radius = receptive_radius(model)
+    measured = argparse.Namespace(**{**vars(args), "overlap": 2 * radius})
+    runs = [_spawn("engine", raster, model, work / "engine_measured.tif", measured) for _ in range(args.repeat)]
+    fastest = min(r["seconds"] for r in runs)
+    a, b = gdal.Open(str(default_output)), gdal.Open(str(work / "engine_measured.tif"))
+    differ = int(np.count_nonzero(a.ReadAsArray() != b.ReadAsArray()))
+    print(f"measured receptive radius {radius} px -> overlap {2 * radius} px: engine process {fastest:.2f} s "
+          f"(best of {args.repeat}), {default['seconds'] / fastest:.3f}x the run at 76 px; pixels that differ "
+          f"from it: {differ}")
 
 
 def memory_check(args: argparse.Namespace) -> None:
@@ -260,6 +303,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: the default)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--skip", nargs="*", default=[], choices=["bare", "engine", "deepness"])
+    parser.add_argument("--measured-overlap", action="store_true",
+                        help="also run the engine at the overlap the model's measured receptive field needs")
+    parser.add_argument("--overlap", type=int, help=argparse.SUPPRESS)  # children only
     parser.add_argument("--memory-sizes", nargs="*", type=int, default=[],
                         help="instead of the comparison: peak RSS of the engine and Deepness at these sizes")
     parser.add_argument("--child", choices=sorted(CHILDREN))
