@@ -4,7 +4,7 @@ commit as a Cloud-Optimized GeoTIFF with internal overviews, so a large result d
 One place decides the compression (the same for both layouts) and how overviews are resampled: integer rasters
 (classes, masks) take one of the pixels each overview pixel covers (NEAREST: never a blend of two classes), float
 rasters (scores, values, confidence) the mean of the valid ones (AVERAGE). The COG is made by GDAL's COG driver
-from the staged tiled file, block by block, with GDAL's block cache held small (`bounded_cache`) so that memory
+from the staged tiled file, block by block, with GDAL's block cache held small (`cog_settings`) so that memory
 does not grow with the raster.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .targets import BLOCK  # GeoTIFF tile edge, both layouts
 gdal.UseExceptions()
 
 FORMATS = ("cog", "gtiff")  # RunOptions.output_format: Cloud-Optimized GeoTIFF with overviews, or plain tiled
-CACHE_BYTES = 64 << 20  # GDAL's block cache while a COG is made (measured: flat RSS from 4096 to 16384 px)
+CACHE_BYTES = 16 << 20  # GDAL's block cache while a COG is made (benchmarks/RESULTS.md: flat, and no slower)
 # Measured on 2048x2048 outputs: LZW is the fastest and smallest for class rasters; DEFLATE level 1 with the
 # floating-point predictor for scores. Both are readable everywhere.
 _FLOAT_CODEC = {"COMPRESS": "DEFLATE", "LEVEL": "1", "PREDICTOR": "3"}
@@ -60,8 +60,9 @@ def cog_options(dtype: np.dtype, resampling: str) -> list[str]:
     """Creation options of the COG (GDAL's COG driver): the same compression and tiles, internal overviews down
     to one tile, made with `resampling`."""
     codec = [f"{k}={v}" for k, v in _codec(dtype).items()]
+    # NUM_THREADS is left at 1: on 2 cores more threads saved no time reliably and cost 30-40 MiB of buffers
     return codec + [f"BLOCKSIZE={BLOCK}", "BIGTIFF=IF_SAFER", "OVERVIEWS=IGNORE_EXISTING",
-                    f"RESAMPLING={resampling}", "NUM_THREADS=ALL_CPUS"]
+                    f"RESAMPLING={resampling}"]
 
 
 def colour_arguments(ds: gdal.Dataset) -> list[str]:
@@ -90,11 +91,26 @@ _CACHE = _Cache()
 
 
 @contextmanager
+def cog_settings() -> Iterator[None]:
+    """GDAL's settings while a COG is made in this block: the block cache held small (`bounded_cache`), and the
+    overviews' scratch file (``<cog>.ovr.tmp``, removed by GDAL) left uncompressed: it is written once and read
+    once, and compressing it (ZSTD by default) made a 4096 px class raster's COG take 0.38 s instead of 0.23 s. It
+    needs up to a third of the raster's uncompressed size on the output's disk meanwhile."""
+    previous = gdal.GetThreadLocalConfigOption("COG_TMP_COMPRESSION", None)
+    gdal.SetThreadLocalConfigOption("COG_TMP_COMPRESSION", "NONE")  # thread-local: QGIS runs algorithms in threads
+    try:
+        with bounded_cache():
+            yield
+    finally:
+        gdal.SetThreadLocalConfigOption("COG_TMP_COMPRESSION", previous)
+
+
+@contextmanager
 def bounded_cache(limit: int = CACHE_BYTES) -> Iterator[None]:
     """Hold GDAL's block cache to `limit` bytes in this block. Without it a copy fills the cache (5 % of the RAM by
-    default) with blocks it will not read again: 1.35 GB for a 16384 px Float32 raster. The cache is shared by the
-    whole process (QGIS's rendering too), which only reads more often meanwhile; nested and concurrent users keep
-    the smallest limit until the last one leaves."""
+    default) with blocks it will not read again: a peak RSS of 1.35 GB for a 16384 px Float32 raster. The cache is
+    shared by the whole process (QGIS's rendering too), which only reads more often meanwhile; nested and
+    concurrent users keep the smallest limit until the last one leaves."""
     with _CACHE.lock:
         if _CACHE.users == 0:
             _CACHE.before = int(gdal.GetCacheMax())

@@ -17,7 +17,7 @@ from osgeo import gdal
 
 from .card import ClassInfo
 from .errors import CancelledError, DiskFullError, OutputError
-from .geotiff import bounded_cache, cog_options, colour_arguments, gtiff_options, overview_resampling
+from .geotiff import cog_options, cog_settings, colour_arguments, gtiff_options, overview_resampling
 from .staging import Staging
 from .style import rgba
 from .targets import BLOCK as BLOCK, FLOAT_NODATA as FLOAT_NODATA, RasterTarget  # the first two for writers' users
@@ -245,8 +245,8 @@ class RasterWriter:
     def make_cog(self) -> None:
         """Rewrite the staged tiled file as a Cloud-Optimized GeoTIFF with internal overviews (NEAREST for
         classes, AVERAGE for scores), staged in its place: the same pixels, compression, metadata, colour table,
-        category names and statistics. GDAL copies it block by block with a small block cache (flat memory) and
-        polls the staging's cancel; a failure or a cancel leaves nothing of it behind."""
+        category names and statistics. GDAL copies it block by block with a small block cache (flat memory,
+        geotiff.cog_settings) and polls the staging's cancel; a failure or a cancel leaves nothing of it behind."""
         final, source = self.target.path, self.staging.current(self.target.path)
         cog = self.staging.file(final, ".tif")
         resampling = overview_resampling(self.target.dtype, bool(self.target.band_classes))
@@ -258,15 +258,16 @@ class RasterWriter:
 
         src = None
         try:
-            with bounded_cache():
+            with cog_settings():
                 src = gdal.Open(source)
                 options = gdal.TranslateOptions(options=colour_arguments(src), format="COG", callback=callback,
                                                 creationOptions=cog_options(self.target.dtype, resampling))
                 self.ds = gdal.Translate(cog, src, options=options)
         except RuntimeError as exc:
             release(self, failure=exc)
-            if os.path.exists(cog + ".ovr.tmp"):  # GDAL removes its overview scratch file itself; in case not
-                os.remove(cog + ".ovr.tmp")
+            for scratch in (cog + ".ovr.tmp", source + ".ovr.tmp"):  # GDAL removes its scratch file; in case not
+                if os.path.exists(scratch):
+                    os.remove(scratch)
             if self.staging.is_cancelled():
                 raise CancelledError() from exc
             raise write_failed(exc, final, self.needed * 4 // 3, self.staging, cog) from exc
