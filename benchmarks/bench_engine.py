@@ -37,8 +37,7 @@ from ds_testing import models  # noqa: E402
 from osgeo import gdal  # noqa: E402
 
 gdal.UseExceptions()
-BANDS, CLASSES, LAYERS, HIDDEN, MARGIN = 3, 4, 3, 16, 3
-SCALE = {"method": "scale", "factor": 1.0e-4}
+BANDS, HIDDEN = 3, 16  # the model: ds_testing.models.benchmark_segmenter
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
@@ -61,9 +60,7 @@ def write_raster(path: Path, size: int, seed: int = 0, strip: int = 512) -> Path
 
 
 def write_model(path: Path, tile_size: int, hidden: int = HIDDEN) -> Path:
-    return models.conv_segmenter(path, bands=BANDS, classes=CLASSES, layers=LAYERS, hidden=hidden,
-                                 tile_size=tile_size, margin=MARGIN, normalization=SCALE,
-                                 name="benchmark segmenter")
+    return models.benchmark_segmenter(path, tile_size=tile_size, hidden=hidden)
 
 
 # ---------------------------------------------------------------------------------------------- children

@@ -146,6 +146,13 @@ def conv_segmenter(path: "str | Path", bands: int = 3, classes: int = 4, layers:
     return save(model, path, meta)
 
 
+def benchmark_segmenter(path: "str | Path", tile_size: int = 256, hidden: int = 16) -> Path:
+    """The engine benchmarks' tiny model (benchmarks/bench_engine.py, bench_gpu.py): 3x3 convs 3 -> `hidden` ->
+    `hidden` -> 4, dynamic dims, margin 3, inputs scaled by 1e-4 (UInt16 reflectance-like values)."""
+    return conv_segmenter(path, bands=3, classes=4, layers=3, hidden=hidden, tile_size=tile_size, margin=3,
+                          normalization={"method": "scale", "factor": 1.0e-4}, name="benchmark segmenter")
+
+
 def probability_segmenter(path: "str | Path", bands: int = 3, classes: int = 4, layers: int = 2, seed: int = 0,
                           normalization: dict[str, Any] | None = None, tile_size: int = 64,
                           margin: int | None = None, **card_overrides: Any) -> Path:
