@@ -130,6 +130,8 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
             "--batch-size", str(args.batch), "--median", "1", "--quiet"]  # Deepness below: no small-segment filter
     if args.overlap is not None:
         argv += ["--overlap", str(args.overlap)]
+    if args.output_format:
+        argv += ["--output-format", args.output_format]
     if args.threads:
         argv += ["--threads", str(args.threads)]
     started = time.perf_counter()
@@ -190,6 +192,8 @@ def _spawn(mode: str, raster: Path, model: Path, output: Path, args: argparse.Na
                "--output", str(output), "--batch", str(args.batch), "--threads", str(args.threads)]
     if getattr(args, "overlap", None) is not None:
         command += ["--overlap", str(args.overlap)]
+    if args.output_format:
+        command += ["--output-format", args.output_format]
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", GDAL_PAM_ENABLED="NO")
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
@@ -306,6 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--measured-overlap", action="store_true",
                         help="also run the engine at the overlap the model's measured receptive field needs")
     parser.add_argument("--overlap", type=int, help=argparse.SUPPRESS)  # children only
+    parser.add_argument("--output-format", choices=("cog", "gtiff"),
+                        help="the engine's output (default: the CLI's, a Cloud-Optimized GeoTIFF with overviews)")
     parser.add_argument("--memory-sizes", nargs="*", type=int, default=[],
                         help="instead of the comparison: peak RSS of the engine and Deepness at these sizes")
     parser.add_argument("--child", choices=sorted(CHILDREN))
