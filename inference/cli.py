@@ -154,6 +154,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-upsampling", type=_number("the upsampling limit", float, 1), default=2.0,
                      help="models trained at one pixel size: the most the raster's pixels may be split to reach "
                           "it (default: 2)")
+    run.add_argument("--threads", type=_number("the thread count", low=0), default=0,
+                     help="onnxruntime intra-op threads (default 0: onnxruntime's own choice, one per core)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     info = sub.add_parser("info", help="show a model's card and where it would run")
     info.add_argument("--model", required=True)
@@ -169,9 +171,10 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
     options = RunOptions(bands=args.bands, extent=args.extent, device=args.device, tile_size=args.tile_size,
                          batch_size=args.batch_size, overlap=args.overlap, confidence_path=args.confidence,
                          card=overrides, labels=LABELS, search_m=args.search_m,
-                         max_upsampling=args.max_upsampling, output_format=args.output_format)
+                         max_upsampling=args.max_upsampling, output_format=args.output_format,
+                         threads=args.threads)
     progress = None if args.quiet else ProgressBar(sys.stderr)
-    model = load_model(args.model, args.device, overrides=overrides)
+    model = load_model(args.model, args.device, args.threads, overrides=overrides)
     if args.pixel_size == "model":
         for note in start_notes(model, args.input, options):
             print(note, file=sys.stderr)

@@ -21,6 +21,10 @@ from .errors import ModelError
 OUTPUT = "deepstrata_decision"
 NONE = np.uint16(0xFFFF)  # "not decided here" in the engine's index strips
 MIN_OPSET = 13  # GreaterOrEqual, Where and ArgMax as used below
+# On the CPU the rule runs in numpy: onnxruntime's ArgMax and Where over the channel axis took longer than the
+# numpy rule on the main thread (benchmarks/RESULTS.md, 2026-12-07). On a GPU it runs inside the graph, so only one
+# byte per pixel comes back for most tiles. Tests set this to try the graph on the CPU.
+GRAPH_ON_CPU = False
 
 
 @dataclass(frozen=True)
@@ -39,16 +43,32 @@ class Rule:
             one = raw[..., 0, :, :]
             return np.asarray((one >= self.level) & (one != 0), dtype=np.uint8)
         k = raw.shape[-3]
-        index = np.zeros(raw.shape[:-3] + raw.shape[-2:], dtype=np.uint8)
-        if self.kind == "argmax":
-            best = raw[..., 0, :, :].copy()
-            for c in range(1, k):
-                better = raw[..., c, :, :] > best
-                index[better] = c
-                np.maximum(best, raw[..., c, :, :], out=best)
-            return index
-        counted = np.where(raw >= self.level, raw, np.finfo(np.float32).min)
-        return np.asarray(counted.argmax(axis=-3), dtype=np.uint8)
+        shape = raw.shape[:-3] + raw.shape[-2:]
+        index = np.zeros(shape, dtype=np.uint8)
+        better = np.empty(shape, dtype=bool)
+        step = np.empty(shape, dtype=np.uint8)
+        low = np.finfo(np.float32).min
+
+        at = np.empty(shape, dtype=bool)
+
+        def channel(c: int) -> np.ndarray:  # the values that compete: all, or those at or above the level
+            one = raw[..., c, :, :]
+            if self.kind == "argmax":
+                return one
+            if self.level <= 0:  # logits: the others lowest
+                return np.where(one >= self.level, one, low)
+            np.greater_equal(one, self.level, out=at)  # probabilities: the others 0, as ClassHead counts them
+            return np.multiply(one, at, dtype=np.float32)
+
+        best = channel(0).copy()
+        for c in range(1, k):
+            value = channel(c)
+            np.greater(value, best, out=better)  # ties keep the first channel, as argmax does
+            np.multiply(better, np.uint8(c), out=step)  # c where better, else 0: c is above every index so far
+            np.maximum(index, step, out=index)  # (np.copyto with where= is 30x slower here)
+            if c < k - 1:
+                np.maximum(best, value, out=best)
+        return index
 
 
 def _logit(p: float) -> float | None:
@@ -130,8 +150,10 @@ def with_decision(model_bytes: bytes, output: str, rule: Rule) -> bytes | None:
 def decision_session(model: Any, rule: Rule) -> tuple[Any, str]:
     """A session of `model` (engine Model) with `rule` appended, on the model's provider, cached on the model,
     and a sentence for the log; (None, why) where the rule stays in numpy."""
-    from .providers import PREFERENCE, create_session
+    from .providers import PREFERENCE, create_session, is_gpu
 
+    if not (GRAPH_ON_CPU or is_gpu(model.provider)):
+        return None, "class decision in numpy on the raw output (faster than inside the graph on the CPU)"
     if rule not in model.decisions:
         appended = None if model.external else with_decision(_read(model.path), model.output_names[0], rule)
         session = None

@@ -160,31 +160,40 @@ class ClassHead(Head):
                 for g in self.groups]
         out = [np.stack([self._values(g, d[0], valid) for g, d in zip(self.groups, done)])]
         if n > 1:
-            for _, best in done:
+            bests = [best for _, best in done if best is not None]
+            for best in bests:
                 best[~valid] = FLOAT_NODATA
-            out.append(np.stack([d[1] for d in done]))
+            out.append(np.stack(bests))
         return out
 
     def _finish_decided(self, group: _Group, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray,
                         decided: np.ndarray) -> np.ndarray:
-        """Class values where some pixels were decided already: the blended decision only for the others."""
-        index = decided.copy()
+        """Class values where some pixels were decided already: the blended decision only for the others, over
+        the rectangle that holds them (the bands where tiles overlap), not the whole strip."""
+        index = decided
         need = valid & (decided == NONE)
-        if need.any():
-            index[need] = self._decide(group, sums[group.start:group.start + len(group.classes)][:, need],
-                                       weights[need])[0]
+        rows, cols = np.flatnonzero(need.any(axis=1)), np.flatnonzero(need.any(axis=0))
+        if rows.size:
+            box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+            part = sums[group.start:group.start + len(group.classes)][(slice(None),) + box]
+            blended = self._decide(group, part, np.where(need[box], weights[box], 1.0), confidence=False)[0]
+            index = decided.copy()
+            index[box] = np.where(need[box], blended, decided[box])
         return self._values(group, index, valid)
 
     @staticmethod
     def _values(group: _Group, index: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Class indices -> the classes' values, 0 where not valid."""
-        values = np.asarray([c.value for c in group.classes], dtype=np.uint16)[np.where(valid, index, 0)]
+        lut = np.zeros(max(len(group.classes), int(NONE) + 1), dtype=np.uint16)
+        lut[:len(group.classes)] = [c.value for c in group.classes]
+        values = lut[index]  # NONE (nothing decided: not valid) is 0 too
         values[~valid] = 0
         return values
 
-    def _decide(self, group: _Group, part: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(class index, confidence) of one output from its weighted sums (k, ...) and their weights (...), which
-        are never zero."""
+    def _decide(self, group: _Group, part: np.ndarray, weights: np.ndarray,
+                confidence: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(class index, confidence or None when not asked) of one output from its weighted sums (k, ...) and their
+        weights (...), which are never zero."""
         k = len(group.classes)
         threshold = self.card.output.threshold
         if threshold is None:
@@ -196,6 +205,8 @@ class ClassHead(Head):
                 better = part[c] > best
                 index[better] = c
                 np.maximum(best, part[c], out=best)
+            if not confidence:
+                return index, None
             best /= weights
         else:
             probs = part / weights
@@ -205,6 +216,8 @@ class ClassHead(Head):
             else:
                 counted = np.where(probs >= threshold, probs, np.float32(0))
                 index = counted.argmax(axis=0).astype(np.uint16)
+            if not confidence:
+                return index, None
             best = np.take_along_axis(probs, index[None].astype(np.intp), axis=0)[0]
         return index, best
 

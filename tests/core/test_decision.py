@@ -68,11 +68,13 @@ def _graph_decision(rule: decision.Rule, raw: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("rule,channels", [(decision.Rule("argmax"), 5), (decision.Rule("argmax_from", 0.4), 3),
+                                           (decision.Rule("argmax_from", -0.2), 4),
                                            (decision.Rule("above", 0.0), 1), (decision.Rule("from_nonzero", 0.3), 1)])
 def test_the_graph_and_numpy_decide_alike(rule: decision.Rule, channels: int) -> None:
     rng = np.random.default_rng(1)
     raw = rng.normal(size=(3, channels, 40, 50)).astype(np.float32)
-    if rule.kind != "argmax":
+    raw[:, :, 7:9] = 0.4  # ties between channels keep the first
+    if rule.kind != "argmax" and rule.level > 0:
         raw = np.abs(raw) / 3
         raw[0, :, :5] = 0.0  # probabilities of exactly 0: never the second class
     ours = rule.numpy(raw)
@@ -80,7 +82,8 @@ def test_the_graph_and_numpy_decide_alike(rule: decision.Rule, channels: int) ->
     if rule.kind == "argmax":
         np.testing.assert_array_equal(ours, raw.argmax(axis=1))
     elif rule.kind == "argmax_from":
-        np.testing.assert_array_equal(ours, np.where(raw >= 0.4, raw, 0).argmax(axis=1))
+        low = 0 if rule.level > 0 else np.finfo(np.float32).min
+        np.testing.assert_array_equal(ours, np.where(raw >= rule.level, raw, low).argmax(axis=1))
     elif rule.kind == "from_nonzero":
         np.testing.assert_array_equal(ours, (raw[:, 0] >= 0.3) & (raw[:, 0] != 0))
         assert not ours[0, :5].any()
@@ -116,15 +119,19 @@ def _models(tmp: Path) -> list[tuple[str, Path, dict[str, Any]]]:
     ]
 
 
+@pytest.mark.parametrize("in_graph", [True, False])
 @pytest.mark.parametrize("case", range(6))
-def test_class_rasters_equal_the_blended_path(tmp_path: Path, case: int, caplog: Any) -> None:
+def test_class_rasters_equal_the_blended_path(tmp_path: Path, case: int, in_graph: bool, caplog: Any,
+                                              monkeypatch: Any) -> None:
+    monkeypatch.setattr(decision, "GRAPH_ON_CPU", in_graph)
     name, model, extra = _models(tmp_path)[case]
     array = (rasters.smooth_random(3, 157, 203, seed=case, sigma=5.0) * 100).astype(np.float32)
     raster = rasters.write_raster(tmp_path / "in.tif", array, nodata=-1.0)
     options = {"device": "cpu", "tile_size": 64, **extra}
     with caplog.at_level(logging.INFO, logger="deepstrata"):
         run_model(model, str(raster), str(tmp_path / "fast.tif"), RunOptions(**options))
-    assert "class decision inside the graph" in caplog.text, name
+    where = "inside the graph (onnxruntime)" if in_graph else "in numpy on the raw output"
+    assert f"class decision {where}" in caplog.text, name
     run_model(model, str(raster), str(tmp_path / "blended.tif"),
               RunOptions(confidence_path=str(tmp_path / "conf.tif"), **options))
     fast, blended = _read(tmp_path / "fast.tif"), _read(tmp_path / "blended.tif")
@@ -133,6 +140,7 @@ def test_class_rasters_equal_the_blended_path(tmp_path: Path, case: int, caplog:
 
 
 def test_without_onnx_the_rule_runs_in_numpy(tmp_path: Path, monkeypatch: Any, caplog: Any) -> None:
+    monkeypatch.setattr(decision, "GRAPH_ON_CPU", True)
     real_import = builtins.__import__
 
     def no_onnx(name: str, *args: Any, **kwargs: Any) -> Any:
