@@ -62,8 +62,10 @@ def tile_rows(source: PixelSource, plan: Plan, window: Window, grid: TileGrid, m
     for y in grid.rows:
         if is_cancelled():
             return
-        data, valid = reader.read(window.y + y - crop, th)
-        normalize(data, valid, model.card.input.normalization, np.nan if nan else 0.0)
+        data, valid = reader.read(window.y + y - crop, th, copy=False)
+        # normalised into a new array (the reader's buffer keeps the raw rows the next strip shares)
+        data = normalize(data, valid, model.card.input.normalization, np.nan if nan else 0.0, np.empty_like(data))
+        valid = valid.copy()
         out_valid = valid[crop:crop + grid.tile_h, crop:crop + window.w]
         tiles = [t for t in grid.row_tiles(y) if out_valid[:, t.x:t.x1].any()]
         for i in range(0, len(tiles), plan.batch):

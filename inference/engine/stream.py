@@ -64,22 +64,30 @@ class Prefetcher:
         self._thread.join()
 
 
-def normalize(data: np.ndarray, valid: np.ndarray, norm: Normalization, fill: float = 0.0) -> np.ndarray:
-    """Raw pixels (bands, h, w) float32 -> model units, in place; invalid pixels become `fill` (0, or NaN)."""
+def normalize(data: np.ndarray, valid: np.ndarray, norm: Normalization, fill: float = 0.0,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Raw pixels (bands, h, w) float32 -> model units, in place or into `out` (same shape: the first operation
+    writes there, so `data` is read once and left as it was); invalid pixels become `fill` (0, or NaN)."""
+    target = data if out is None else out
     if norm.method == "zscore":
-        data -= np.asarray(norm.mean, dtype=np.float32)[:, None, None]
-        data /= np.asarray(norm.std, dtype=np.float32)[:, None, None]
+        mean = np.asarray(norm.mean, dtype=np.float32)[:, None, None]
+        if mean.any():  # a mean of 0 (Deepness's default) subtracts nothing: one pass less
+            np.subtract(data, mean, out=target)
+            data = target
+        np.divide(data, np.asarray(norm.std, dtype=np.float32)[:, None, None], out=target)
     elif norm.method == "minmax":
         lo = np.asarray(norm.min, dtype=np.float32)[:, None, None]
-        data -= lo
-        data /= np.asarray(norm.max, dtype=np.float32)[:, None, None] - lo
+        np.subtract(data, lo, out=target)
+        target /= np.asarray(norm.max, dtype=np.float32)[:, None, None] - lo
     elif norm.method == "scale":
-        data *= np.float32(norm.factor)
+        np.multiply(data, np.float32(norm.factor), out=target)
         if norm.offset:
-            data += np.float32(norm.offset)
+            target += np.float32(norm.offset)
+    elif out is not None:
+        out[...] = data
     if not valid.all():
-        data[:, ~valid] = fill
-    return data
+        target[:, ~valid] = fill
+    return target
 
 
 class StripAccumulator:

@@ -134,8 +134,9 @@ class StripReader:
         self.valid = np.empty((rows, self.x1 - self.x0), dtype=bool)
         self.top, self.count = 0, 0  # raster row of the buffer's first row; rows held
 
-    def read(self, y: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """Pixels (bands, h, w) and validity (h, w) of rows [y, y + h) over this reader's columns (a copy)."""
+    def read(self, y: int, h: int, copy: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels (bands, h, w) and validity (h, w) of rows [y, y + h) over this reader's columns: a copy, or with
+        `copy` False views of the reader's buffer (valid until the next read) where no edge is padded."""
         y0, y1 = max(0, y), min(self.source.height, y + h)
         if y1 <= y0 or self.x1 <= self.x0:
             raise InputError(f"Rows {y}-{y + h} lie outside the raster '{self.source.path}'.")
@@ -160,7 +161,7 @@ class StripReader:
                 return (np.pad(data, ((0, 0),) + pads, constant_values=np.nan),
                         np.pad(valid, pads, constant_values=False))
             return _mirror(data, pads), _mirror(valid[None], pads)[0]
-        return data.copy(), valid.copy()
+        return (data.copy(), valid.copy()) if copy else (data, valid)
 
 
 def _mirror(array: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
