@@ -109,6 +109,14 @@ def write_failed(exc: BaseException, path: str, needed: int, staging: Staging | 
     return OutputError(f"Could not write '{path}' ({text}). Check the output folder and its free space.")
 
 
+PALETTE_BANDS = 2  # GeoTIFF refuses a colour table in a file of more bands ("not supported for multi-sample")
+
+
+def _layers_not_colours(bands: int) -> list[str]:
+    """Creation options that keep 3 or 4 bands of bytes (several class outputs) from being read as RGB(A)."""
+    return ["PHOTOMETRIC=MINISBLACK"] if bands >= 3 else []
+
+
 class RasterWriter:
     """One output GeoTIFF (tiled, compressed, BIGTIFF when needed), written under a staged name.
 
@@ -128,7 +136,7 @@ class RasterWriter:
         try:
             driver = gdal.GetDriverByName("GTiff")
             self.ds = driver.Create(self.tmp, width, height, target.bands, _GDAL_TYPES[np.dtype(target.dtype)],
-                                    gtiff_options(target.dtype))
+                                    gtiff_options(target.dtype) + _layers_not_colours(target.bands))
         except RuntimeError as exc:
             raise write_failed(exc, target.path, self.needed, staging, self.tmp) from exc
         self.ds.SetGeoTransform(list(geotransform))
@@ -140,7 +148,7 @@ class RasterWriter:
             band.SetDescription(text)
             classes = target.band_classes[i - 1] if i <= len(target.band_classes) else ()
             if classes:
-                self._set_classes(band, classes)
+                self._set_classes(band, classes, palette=target.bands <= PALETTE_BANDS)
         for key, value in {**staging.metadata(), **target.metadata}.items():
             self.ds.SetMetadataItem(key, value)
         self.lo = np.full(target.bands, np.inf)
@@ -159,16 +167,17 @@ class RasterWriter:
             release(self, failure=value)  # a failure closing a file that is dropped anyway is not news
 
     @staticmethod
-    def _set_classes(band: gdal.Band, classes: Sequence[ClassInfo]) -> None:
-        """Category names and CLASS_<n> metadata on every class band; the colour table on band 1 only (GeoTIFF
-        holds one; the QML style carries the colours of band 1, the others keep their names)."""
+    def _set_classes(band: gdal.Band, classes: Sequence[ClassInfo], palette: bool = True) -> None:
+        """Category names and CLASS_<n> metadata on every class band; the colour table on band 1 only, and only
+        with `palette` (GeoTIFF holds one, and only in a file of one or two bands; the QML style carries the
+        colours of band 1 in any case, the other bands keep their names)."""
         top = max(c.value for c in classes)
         names = [""] * (top + 1)
         for c in classes:
             names[c.value] = c.name
             band.SetMetadataItem(f"CLASS_{c.value}", c.name)
         band.SetCategoryNames(names)
-        if band.GetBand() != 1:
+        if band.GetBand() != 1 or not palette:
             return
         table = gdal.ColorTable()
         table.SetColorEntry(0, (0, 0, 0, 0))
