@@ -26,6 +26,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..compat import ProcessingParameterFlag
 from ..support import PLUGIN_DIR, icon, onnxruntime_problem, tr
+from .reload import output_paths, reload_layers
 
 MODELS_DIR = PLUGIN_DIR / "resources" / "models"
 ENGINE_LOGGER = f"{__package__.rsplit('.', 1)[0]}.inference" if __package__ else "deepstrata.inference"
@@ -202,6 +203,20 @@ class DeepStrataAlgorithm(QgsProcessingAlgorithm):
         """The algorithm and its plain parameter values, stored in every output's metadata."""
         plain = {k: v for k, v in parameters.items() if isinstance(v, (str, int, float, bool, list, tuple))}
         return {"algorithm": f"deepstrata:{self.name()}", **plain}
+
+    def prepareAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
+                         feedback: QgsProcessingFeedback) -> bool:
+        """Note where the outputs go (on the main thread), so that layers already open there reload afterwards."""
+        self._output_paths = output_paths(parameters.get(d.name()) for d in self.destinationParameterDefinitions())
+        return True
+
+    def postProcessAlgorithm(self, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
+                             feedback: QgsProcessingFeedback) -> dict:
+        """Layers of the project that were open on an output's file show the new result (see reload.py)."""
+        for layer in reload_layers(getattr(self, "_output_paths", [])):
+            if feedback is not None:
+                feedback.pushInfo(self.tr(f"Reloaded the open layer '{layer.name()}': it shows the new result."))
+        return {}
 
     def check_can_execute(self) -> None:
         """processAlgorithm's guard: qgis_process and processing.run do not call canExecute() themselves."""
