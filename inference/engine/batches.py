@@ -7,7 +7,7 @@ checked once against the plan, the head's activation, and non-finite values (NaN
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class Row:
 
 
 def tile_rows(source: PixelSource, plan: Plan, window: Window, grid: TileGrid, model: Model,
-              is_cancelled: Cancelled) -> Iterator[Batch | Row]:
+              is_cancelled: Cancelled, rows: Sequence[int] | None = None) -> Iterator[Batch | Row]:
     """Reader thread: one strip per tile row, normalised and cut into batches of tiles, handed on one batch at a
     time (a few batches in flight, not whole rows of them), then the row's end."""
     crop = plan.crop
@@ -59,7 +59,7 @@ def tile_rows(source: PixelSource, plan: Plan, window: Window, grid: TileGrid, m
     dtype = model.input_dtype
     nan = model.card.input.nodata == "nan"  # the model sees nodata and what lies beyond the edge as NaN
     reader = StripReader(source, window.x - crop, width + 2 * crop, th, "nan" if nan else "mirror")
-    for y in grid.rows:
+    for y in grid.rows if rows is None else rows:
         if is_cancelled():
             return
         data, valid = reader.read(window.y + y - crop, th, copy=False)

@@ -43,19 +43,41 @@ class Counts:
         self.lost = 0
 
 
-def tile_count(plan: Plan, raster: Window) -> int:
-    """The tiles of a run over `raster` (the source's whole window), every chunk together."""
-    return sum(len(plan.grid(plan.processing_window(c, raster))) for c in plan.chunks())
+def tile_count(plan: Plan, raster: Window, rows: tuple[int, int] | None = None) -> int:
+    """The tiles of a run over `raster` (the source's whole window), every chunk together; with `rows`, those of
+    that band of rows."""
+    total = 0
+    for chunk in plan.chunks():
+        grid = plan.grid(plan.processing_window(chunk, raster))
+        total += len(grid.cols) * len(band_tile_rows(grid, plan.processing_window(chunk, raster), rows))
+    return total
+
+
+def band_tile_rows(grid: TileGrid, window: Window, rows: tuple[int, int] | None) -> list[int]:
+    """The tile rows of `grid` (over `window`) whose weights reach raster rows `rows` [r0, r1): all without.
+
+    A band computed from these alone gets every contribution its rows get in the whole run, added in the same
+    order, so a run cut into bands of rows writes the same values as one run (issue #15: blocks for a cluster)."""
+    if rows is None:
+        return list(grid.rows)
+    r0, r1 = rows[0] - window.y, rows[1] - window.y
+    chosen = []
+    for y in grid.rows:
+        (p0, p1), _ = grid._axis("y", y)
+        if y + p1 > r0 and y + p0 < r1:
+            chosen.append(y)
+    return chosen
 
 
 def run_chunks(source: PixelSource, plan: Plan, runner: Runner, head: Head, writers: Sequence[RowWriter],
                on_progress: Progress, is_cancelled: Cancelled, warn: Callable[[str], None],
-               block: int = BLOCK) -> Counts:
+               block: int = BLOCK, rows: tuple[int, int] | None = None) -> Counts:
     """Every column chunk of the plan's output into `writers` (one per target, whole rows of `block` at a time);
-    progress from the tile count, cancellation polled on every batch. Returns the counts of valid and lost
-    pixels, after the non-finite check (check_finite)."""
+    progress from the tile count, cancellation polled on every batch. With `rows` (raster rows [r0, r1) inside
+    the output), only that band, into writers of its height. Returns the counts of valid and lost pixels, after
+    the non-finite check (check_finite)."""
     raster = Window(0, 0, source.width, source.height)
-    total, done = tile_count(plan, raster), [0]
+    total, done = tile_count(plan, raster, rows), [0]
 
     def tick(n: int) -> None:
         done[0] += n
@@ -63,19 +85,30 @@ def run_chunks(source: PixelSource, plan: Plan, runner: Runner, head: Head, writ
 
     counts = Counts()
     for chunk in plan.chunks():
-        rows = BlockRowBuffer(writers, chunk.x - plan.output.x, chunk.w, block)
-        process_chunk(source, plan, chunk, runner, head, rows, tick, is_cancelled, counts)
+        buffer = BlockRowBuffer(writers, chunk.x - plan.output.x, chunk.w, block)
+        process_chunk(source, plan, chunk, runner, head, buffer, tick, is_cancelled, counts, rows)
     check_finite(runner, counts, warn)
     return counts
 
 
 def process_chunk(source: PixelSource, plan: Plan, chunk: Window, runner: Runner, head: Head, rows: BlockRowBuffer,
-                  tick: Callable[[int], None], is_cancelled: Cancelled, counts: Counts) -> None:
-    """One column chunk of the output: read, run, blend and finish it into `rows`."""
+                  tick: Callable[[int], None], is_cancelled: Cancelled, counts: Counts,
+                  band: tuple[int, int] | None = None) -> None:
+    """One column chunk of the output (or its raster rows `band` [r0, r1)): read, run, blend and finish it into
+    `rows`."""
     window = plan.processing_window(chunk, Window(0, 0, source.width, source.height))
     grid = plan.grid(window)
+    output = plan.output
+    if band is not None:
+        found = Window(output.x, band[0], output.w, band[1] - band[0]).intersect(output)
+        if found is None:
+            raise InputError(f"Rows {band[0]}-{band[1]} lie outside the output's rows {output.y}-{output.y1}.")
+        output = found
+    tile_ys = band_tile_rows(grid, window, band)
     acc = StripAccumulator(head.channels, grid.tile_h, window.w, decided=runner.rule is not None)
-    reader = Prefetcher(lambda: tile_rows(source, plan, window, grid, runner.model, is_cancelled))
+    acc.top = tile_ys[0] if tile_ys else 0
+    reader = Prefetcher(lambda: tile_rows(source, plan, window, grid, runner.model, is_cancelled, tile_ys))
+    last = output.y1 - window.y  # window row after the last one written
     try:
         for item in reader:
             if is_cancelled():
@@ -91,9 +124,11 @@ def process_chunk(source: PixelSource, plan: Plan, chunk: Window, runner: Runner
             if is_cancelled():
                 raise CancelledError()
             until = grid.row_end(item.y)
-            emit(head, acc.finished(until), window.y + acc.top, window, chunk, plan.output, rows, counts)
+            if band is not None and item.y == tile_ys[-1]:  # later tiles weigh nothing in the band: it is final
+                until = max(until, min(last, window.h))
+            emit(head, acc.finished(until), window.y + acc.top, window, chunk, output, rows, counts)
             acc.advance(until)
-        if is_cancelled() or acc.top < window.h:  # the reader stops early on a cancel
+        if is_cancelled() or acc.top < min(last, window.h):  # the reader stops early on a cancel
             raise CancelledError()
         rows.flush()
     finally:
@@ -190,7 +225,7 @@ def _select_bands(array: np.ndarray, bands: Sequence[int] | None, model: Model) 
 def run_array(model: Model | str | os.PathLike[str], array: np.ndarray, options: RunOptions | None = None, *,
               mask: np.ndarray | None = None, nodata: float | None = None, confidence: bool = False,
               cell_size: tuple[float, float] | None = None, on_progress: Progress | None = None,
-              is_cancelled: Cancelled | None = None) -> list[np.ndarray]:
+              is_cancelled: Cancelled | None = None, rows: tuple[int, int] | None = None) -> list[np.ndarray]:
     """Run `model` over `array` (bands, height, width) in memory: the same plan, tiles, reader thread, batches,
     blending and head as run_model, and the arrays run_model would write (bands, height, width) each, nodata as
     it writes it: the class map (and its confidence with `confidence`), the values or the scores.
@@ -198,6 +233,9 @@ def run_array(model: Model | str | os.PathLike[str], array: np.ndarray, options:
     Valid pixels: where `mask` (height, width) is non-zero, the values differ from `nodata` and, for float arrays,
     are finite. `cell_size`: the ground cell sides in metres (x, y), which a terrain model needs for its scale.
     `options` as run_model's, but the whole array is the extent (no extent, no valid_mask path, no destinations).
+    `rows` (r0, r1): only those rows of the result, equal to the same rows of the whole run (the band reads the
+    rows its tiles need around it); a model with a median filter needs the whole result (the filter reaches
+    across the band's edges).
     """
     options = options or RunOptions()
     if options.extent or options.valid_mask:
@@ -213,14 +251,21 @@ def run_array(model: Model | str | os.PathLike[str], array: np.ndarray, options:
     source = ArraySource(data, None if mask is None else np.asarray(mask), nodata, scale, offset)
     set_scale(model, cell_size, options.search_m, "the array")
     output = Window(0, 0, source.width, source.height)
+    if rows is not None and not 0 <= rows[0] < rows[1] <= output.h:
+        raise InputError(f"Rows {rows[0]}-{rows[1]} are not a band of the array's {output.h} rows.")
+    if rows is not None and card.output.median_filter > 1:
+        raise InputError("A model with a median filter needs its whole result: run it without rows=, or filter "
+                         "the assembled bands afterwards.")
     plan = make_plan(model, output, options, log.warning)
     head = make_head(card, plan.output_channels)
     targets = head.targets("output", "confidence" if confidence and card.task in CLASS_TASKS else None)
-    writers = [ArrayWriter(t, output.w, output.h) for t in targets]
+    height = output.h if rows is None else rows[1] - rows[0]
+    writers = [ArrayWriter(t, output.w, height) for t in targets]
     runner = Runner(model, plan, head, decide=len(targets) == 1)
     progress = on_progress or no_progress
     # no block rows to fill in memory: each finished row is written as it comes
-    run_chunks(source, plan, runner, head, writers, progress, is_cancelled or never_cancelled, log.warning, block=1)
+    run_chunks(source, plan, runner, head, writers, progress, is_cancelled or never_cancelled, log.warning, block=1,
+               rows=rows)
     arrays = [w.array for w in writers]
     size = card.output.median_filter
     if size > 1:

@@ -1,0 +1,48 @@
+"""A run cut into bands of rows writes what one run writes (the exact blocks a cluster needs, issue #15): each
+band computes only the tile rows whose weights reach it, and adds their contributions in the same order."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepstrata.inference import CardOverrides, RunOptions, run_array
+from deepstrata.inference.engine.errors import InputError
+from ds_testing import models, rasters
+
+
+def _bands(height: int, cuts: list[int]) -> list[tuple[int, int]]:
+    edges = [0] + cuts + [height]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+@pytest.mark.parametrize("cuts", [[100], [37, 38, 190], [64, 128, 192], [1, 254]])
+def test_bands_of_rows_equal_the_whole_run(tmp_path: Path, cuts: list[int]) -> None:
+    array = rasters.smooth_random(3, 255, 230, seed=len(cuts)).astype(np.float32)
+    array[:, 20:40, 50:90] = -1.0  # nodata inside some bands
+    cases = [
+        (models.conv_segmenter(tmp_path / "seg.onnx", classes=4, layers=3), RunOptions(tile_size=48), True),
+        (tmp_path / "seg.onnx", RunOptions(tile_size=48, overlap=20), True),  # ramps: blended bands
+        (models.probability_segmenter(tmp_path / "p.onnx", classes=3), RunOptions(tile_size=40,
+                                                                                  card=CardOverrides(threshold=.4)),
+         False),
+        (models.regressor(tmp_path / "reg.onnx", bands=3, outputs=2), RunOptions(tile_size=56), False),
+        (models.autoencoder(tmp_path / "ae.onnx", bands=3), RunOptions(tile_size=64), False),
+    ]
+    for model, options, confidence in cases:
+        whole = run_array(model, array, options, nodata=-1.0, confidence=confidence)
+        for r0, r1 in _bands(array.shape[1], cuts):
+            part = run_array(model, array, options, nodata=-1.0, confidence=confidence, rows=(r0, r1))
+            assert len(part) == len(whole)
+            for got, want in zip(part, whole):
+                np.testing.assert_array_equal(got, want[:, r0:r1], err_msg=f"{model} rows {r0}-{r1}")
+
+
+def test_a_band_outside_the_array_or_with_a_median_filter_is_refused(tmp_path: Path) -> None:
+    array = rasters.smooth_random(3, 60, 70, seed=1).astype(np.float32)
+    model = models.conv_segmenter(tmp_path / "seg.onnx", classes=3)
+    with pytest.raises(InputError, match="not a band of the array's 60 rows"):
+        run_array(model, array, rows=(50, 61))
+    with pytest.raises(InputError, match="median filter needs its whole result"):
+        run_array(model, array, RunOptions(card=CardOverrides(median_filter=3)), rows=(0, 30))
