@@ -38,6 +38,9 @@ class RunOptions:
     # average for scores), made from the streamed file at the commit; 'gtiff': the plain tiled GeoTIFF, no overviews.
     # With a caller's Staging, the staging's output_format rules (Staging(output_format=...)).
     output_format: str = "cog"
+    # Only these rows (r0, r1) of the output window, written as a raster of that height at their place: a band of
+    # a run cut into blocks (a cluster), equal to the same rows of the whole run. None: all rows.
+    rows: tuple[int, int] | None = None
     # How messages name the outputs: {"output": "OUTPUT", "confidence": "CONFIDENCE"} in Processing,
     # {"output": "--output", ...} on the command line.
     labels: Mapping[str, str] = field(default_factory=dict)

@@ -12,6 +12,7 @@ import numpy as np
 
 from .batches import Runner
 from .destinations import Destination, check_destinations
+from .errors import InputError
 from .georef import ground_pixel_size, mean_pixel_size
 from .heads import make_head
 from .median import filter_raster
@@ -111,9 +112,11 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
     plan = make_plan(model, output, options, lambda message: _warn(warnings, message))
     head = make_head(card, plan.output_channels)
     targets = head.targets(output_path, conf)
-    _space_warning(targets, output, warnings)
-    origin = transform(output, source.geotransform)
-    total = tile_count(plan, source.window)
+    band = _band(options.rows, output, card.output.median_filter)
+    written = output if band is None else Window(output.x, band[0], output.w, band[1] - band[0])
+    _space_warning(targets, written, warnings)
+    origin = transform(written, source.geotransform)
+    total = tile_count(plan, source.window, band)
     log.info("%s on %s: %d tiles of %dx%d px, overlap %d, batch %d, %s", card.name,
              os.path.basename(input_path), total, plan.tile_in[1], plan.tile_in[0], plan.overlap, plan.batch,
              model.provider)
@@ -125,13 +128,13 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
             for key, value in run_parameters(input_path, options, planned).items():
                 stage.parameters.setdefault(key, value)
             with ExitStack() as stack:
-                writers = [stack.enter_context(RasterWriter(stage, t, output.w, output.h, origin, source.projection))
-                           for t in targets]
+                writers = [stack.enter_context(RasterWriter(stage, t, written.w, written.h, origin,
+                                                            source.projection)) for t in targets]
                 runner = Runner(model, plan, head, decide=len(targets) == 1)
                 if runner.note:
                     log.info("%s", runner.note)
                 counts = run_chunks(source, plan, runner, head, writers, on_progress, is_cancelled,
-                                    lambda message: _warn(warnings, message))
+                                    lambda message: _warn(warnings, message), rows=band)
                 if not counts.valid:
                     _warn(warnings, f"Every pixel of '{os.path.basename(input_path)}' "
                                     f"{'in the extent ' if options.extent else ''}is nodata (or masked), so the "
@@ -146,6 +149,19 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
     on_progress(1.0)
     styles = [w.style_path if w.style_xml else "" for w in writers]
     return RunResult(output_path, conf, styles[0], model.provider, card.task, list(card.output.classes),
-                     output.w, output.h, total, time.perf_counter() - started, list(source.bands), warnings,
+                     written.w, written.h, total, time.perf_counter() - started, list(source.bands), warnings,
                      plan.tile_in[0], plan.overlap, plan.batch, styles[1] if len(styles) > 1 else "",
                      scale_note)
+
+
+def _band(rows: tuple[int, int] | None, output: Window, median_filter: int) -> tuple[int, int] | None:
+    """RunOptions.rows (rows of the output window) as raster rows, checked; None for the whole output."""
+    if rows is None:
+        return None
+    r0, r1 = int(rows[0]), int(rows[1])
+    if not 0 <= r0 < r1 <= output.h:
+        raise InputError(f"Rows {r0}-{r1} are not a band of the output's {output.h} rows.")
+    if median_filter > 1:
+        raise InputError("A model with a median filter needs its whole result: run it without rows, or filter the "
+                         "assembled bands afterwards.")
+    return output.y + r0, output.y + r1

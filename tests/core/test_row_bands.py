@@ -46,3 +46,31 @@ def test_a_band_outside_the_array_or_with_a_median_filter_is_refused(tmp_path: P
         run_array(model, array, rows=(50, 61))
     with pytest.raises(InputError, match="median filter needs its whole result"):
         run_array(model, array, RunOptions(card=CardOverrides(median_filter=3)), rows=(0, 30))
+
+
+def test_run_model_writes_a_band_at_its_place(tmp_path: Path) -> None:
+    """Bands written as GeoTIFFs (what a cluster's workers would write), put together, are the whole run's
+    file: the same pixels, each band's origin at its first row."""
+    from osgeo import gdal
+
+    from deepstrata.inference import run_model
+
+    array = rasters.smooth_random(3, 300, 260, seed=9).astype(np.float32)
+    raster = rasters.write_raster(tmp_path / "in.tif", array)
+    model = models.conv_segmenter(tmp_path / "seg.onnx", classes=4, layers=3)
+    options = {"tile_size": 64, "output_format": "gtiff", "extent": None}
+    run_model(model, str(raster), str(tmp_path / "whole.tif"), RunOptions(**options))
+    whole = gdal.Open(str(tmp_path / "whole.tif"))
+    gt = whole.GetGeoTransform()
+    parts = []
+    for i, (r0, r1) in enumerate(_bands(300, [45, 190])):
+        path = tmp_path / f"band{i}.tif"
+        result = run_model(model, str(raster), str(path), RunOptions(rows=(r0, r1), **options))
+        assert (result.width, result.height) == (260, r1 - r0)
+        ds = gdal.Open(str(path))
+        assert ds.GetGeoTransform() == pytest.approx((gt[0], gt[1], 0.0, gt[3] + r0 * gt[5], 0.0, gt[5]))
+        assert ds.GetProjection() == whole.GetProjection()
+        parts.append(ds.ReadAsArray())
+    np.testing.assert_array_equal(np.concatenate(parts, axis=0), whole.ReadAsArray())
+    with pytest.raises(InputError, match="not a band of the output's 300 rows"):
+        run_model(model, str(raster), str(tmp_path / "bad.tif"), RunOptions(rows=(200, 301), **options))
