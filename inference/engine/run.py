@@ -72,7 +72,8 @@ def run_parameters(input_path: str, options: RunOptions, result: RunResult) -> d
             "classes": overrides.classes if overrides else None,
             "threshold": overrides.threshold if overrides else None,
             "median_filter": overrides.median_filter if overrides else None,
-            "scale": overrides.scale if overrides else None, "search_m": options.search_m}
+            "scale": overrides.scale if overrides else None, "search_m": options.search_m,
+            **({"rows": list(options.rows)} if options.rows else {})}
 
 
 def run_model(model: Model | str | os.PathLike[str], input_path: str, output_path: str,

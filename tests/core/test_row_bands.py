@@ -2,6 +2,7 @@
 band computes only the tile rows whose weights reach it, and adds their contributions in the same order."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,7 @@ def test_run_model_writes_a_band_at_its_place(tmp_path: Path) -> None:
         ds = gdal.Open(str(path))
         assert ds.GetGeoTransform() == pytest.approx((gt[0], gt[1], 0.0, gt[3] + r0 * gt[5], 0.0, gt[5]))
         assert ds.GetProjection() == whole.GetProjection()
+        assert json.loads(ds.GetMetadataItem("DEEPSTRATA_PARAMETERS"))["rows"] == [r0, r1]  # it says it is a band
         parts.append(ds.ReadAsArray())
     np.testing.assert_array_equal(np.concatenate(parts, axis=0), whole.ReadAsArray())
     with pytest.raises(InputError, match="not a band of the output's 300 rows"):
