@@ -39,7 +39,6 @@ def reload_layers(paths: Iterable[str], project: QgsProject | None = None) -> li
     reloaded = []
     for layer in project.mapLayers().values():
         if wanted and layer_path(layer) in wanted:
-            layer.dataProvider().reloadData()
             layer.reload()
             layer.triggerRepaint()
             reloaded.append(layer)
