@@ -63,10 +63,25 @@ def band_tile_rows(grid: TileGrid, window: Window, rows: tuple[int, int] | None)
     r0, r1 = rows[0] - window.y, rows[1] - window.y
     chosen = []
     for y in grid.rows:
-        (p0, p1), _ = grid._axis("y", y)
+        p0, p1 = grid.row_reach(y)
         if y + p1 > r0 and y + p0 < r1:
             chosen.append(y)
     return chosen
+
+
+def band_rows(rows: tuple[int, int] | None, output: Window, median_filter: int,
+              what: str) -> tuple[int, int] | None:
+    """Rows (r0, r1) of the output window (RunOptions.rows, run_array's rows) as raster rows, checked; None for
+    the whole output. `what` names the output in the message."""
+    if rows is None:
+        return None
+    r0, r1 = int(rows[0]), int(rows[1])
+    if not 0 <= r0 < r1 <= output.h:
+        raise InputError(f"Rows {r0}-{r1} are not a band of {what}'s {output.h} rows.")
+    if median_filter > 1:
+        raise InputError("A model with a median filter needs its whole result: run it without rows, or filter the "
+                         "assembled bands afterwards.")
+    return output.y + r0, output.y + r1
 
 
 def run_chunks(source: PixelSource, plan: Plan, runner: Runner, head: Head, writers: Sequence[RowWriter],
@@ -251,11 +266,7 @@ def run_array(model: Model | str | os.PathLike[str], array: np.ndarray, options:
     source = ArraySource(data, None if mask is None else np.asarray(mask), nodata, scale, offset)
     set_scale(model, cell_size, options.search_m, "the array")
     output = Window(0, 0, source.width, source.height)
-    if rows is not None and not 0 <= rows[0] < rows[1] <= output.h:
-        raise InputError(f"Rows {rows[0]}-{rows[1]} are not a band of the array's {output.h} rows.")
-    if rows is not None and card.output.median_filter > 1:
-        raise InputError("A model with a median filter needs its whole result: run it without rows=, or filter "
-                         "the assembled bands afterwards.")
+    rows = band_rows(rows, output, card.output.median_filter, "the array")
     plan = make_plan(model, output, options, log.warning)
     head = make_head(card, plan.output_channels)
     targets = head.targets("output", "confidence" if confidence and card.task in CLASS_TASKS else None)

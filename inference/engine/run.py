@@ -12,13 +12,12 @@ import numpy as np
 
 from .batches import Runner
 from .destinations import Destination, check_destinations
-from .errors import InputError
 from .georef import ground_pixel_size, mean_pixel_size
 from .heads import make_head
 from .median import filter_raster
 from .model import CLASS_TASKS, Model, load_model
 from .options import RunOptions, RunResult
-from .pipeline import run_chunks, set_scale, tile_count
+from .pipeline import band_rows, run_chunks, set_scale, tile_count
 from .plan import make_plan
 from .progress import Cancelled, Progress, never_cancelled, no_progress
 from .raster import RasterSource, extent_to_window, input_reads, map_bands, open_mask, open_raster
@@ -113,7 +112,7 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
     plan = make_plan(model, output, options, lambda message: _warn(warnings, message))
     head = make_head(card, plan.output_channels)
     targets = head.targets(output_path, conf)
-    band = _band(options.rows, output, card.output.median_filter)
+    band = band_rows(options.rows, output, card.output.median_filter, "the output")
     written = output if band is None else Window(output.x, band[0], output.w, band[1] - band[0])
     _space_warning(targets, written, warnings)
     origin = transform(written, source.geotransform)
@@ -153,16 +152,3 @@ def run_model(model: Model | str | os.PathLike[str], input_path: str, output_pat
                      written.w, written.h, total, time.perf_counter() - started, list(source.bands), warnings,
                      plan.tile_in[0], plan.overlap, plan.batch, styles[1] if len(styles) > 1 else "",
                      scale_note)
-
-
-def _band(rows: tuple[int, int] | None, output: Window, median_filter: int) -> tuple[int, int] | None:
-    """RunOptions.rows (rows of the output window) as raster rows, checked; None for the whole output."""
-    if rows is None:
-        return None
-    r0, r1 = int(rows[0]), int(rows[1])
-    if not 0 <= r0 < r1 <= output.h:
-        raise InputError(f"Rows {r0}-{r1} are not a band of the output's {output.h} rows.")
-    if median_filter > 1:
-        raise InputError("A model with a median filter needs its whole result: run it without rows, or filter the "
-                         "assembled bands afterwards.")
-    return output.y + r0, output.y + r1

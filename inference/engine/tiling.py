@@ -140,6 +140,10 @@ class TileGrid:
             self._axes[key] = (own, exclusive)
         return self._axes[key]
 
+    def row_reach(self, y: int) -> tuple[int, int]:
+        """The rows [p0, p1) of the tile row starting at `y` (relative to it) where its weights are above zero."""
+        return self._axis("y", y)[0]
+
     def regions(self, tile: Window) -> tuple[Rect | None, list[Rect]]:
         """The part of `tile` that no other tile's weight reaches (its blended value is the tile's own), and the
         rest of the part where its weight is above zero, as up to four rectangles. (None, []) when no part is the
