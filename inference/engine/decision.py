@@ -9,6 +9,7 @@ float rounding may decide differently from the blended path; nothing else does.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -155,7 +156,8 @@ def decision_session(model: Any, rule: Rule) -> tuple[Any, str]:
     if not (GRAPH_ON_CPU or is_gpu(model.provider)):
         return None, "class decision in numpy on the raw output (faster than inside the graph on the CPU)"
     if rule not in model.decisions:
-        appended = None if model.external else with_decision(_read(model.path), model.output_names[0], rule)
+        data = None if model.external else _same_model(model)
+        appended = None if data is None else with_decision(data, model.output_names[0], rule)
         session = None
         if appended is not None:
             device = next((short for short, name in PREFERENCE if name == model.provider), "cpu")
@@ -176,6 +178,10 @@ def decision_session(model: Any, rule: Rule) -> tuple[Any, str]:
     return None, f"class decision in numpy ({why})"
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+def _same_model(model: Any) -> bytes | None:
+    """The model file's bytes again (sessions are not kept as bytes); None if the file changed since it was
+    loaded (the appended graph must be the one the run's session holds: the rule then stays in numpy)."""
+    from .model import read_model_bytes
+
+    data = read_model_bytes(model.path)
+    return data if hashlib.sha256(data).hexdigest() == model.sha256 else None

@@ -174,7 +174,8 @@ class Model:
         return "\n".join(lines)
 
 
-def _read_bytes(path: str) -> bytes:
+def read_model_bytes(path: str) -> bytes:
+    """A model file's bytes; ModelError naming the problem (missing, a loop, a folder, unreadable, empty)."""
     p = Path(path)
     try:
         os.stat(path)
@@ -337,7 +338,7 @@ def load_model(path: str | os.PathLike[str], device: str = "auto", threads: int 
     median filter and output scaling."""
     path = os.fspath(path)
     overrides = overrides or CardOverrides()
-    data = _read_bytes(path)
+    data = read_model_bytes(path)
     external = external_files(data, path)
     try:
         session, provider, warnings = create_session(os.path.abspath(path) if external else data, device, threads)

@@ -168,3 +168,20 @@ def test_nodata_stays_nodata(tmp_path: Path) -> None:
     classes = _read(tmp_path / "out.tif")
     assert (classes[30:60, 40:90] == 0).all()
     assert (np.delete(classes, np.s_[30:60], axis=0) > 0).all()
+
+
+def test_a_model_file_changed_since_loading_keeps_the_rule_in_numpy(tmp_path: Path, monkeypatch: Any,
+                                                                    caplog: Any) -> None:
+    from deepstrata.inference import load_model
+
+    monkeypatch.setattr(decision, "GRAPH_ON_CPU", True)
+    path = models.conv_segmenter(tmp_path / "seg.onnx", classes=4, layers=2)
+    model = load_model(path, "cpu")
+    raster = rasters.write_raster(tmp_path / "in.tif", rasters.smooth_random(3, 90, 110, seed=2).astype(np.float32))
+    run_model(model, str(raster), str(tmp_path / "before.tif"), RunOptions(device="cpu", tile_size=48))
+    models.conv_segmenter(path, classes=4, layers=2, seed=7)  # another graph under the same name
+    model.decisions.clear()
+    with caplog.at_level(logging.INFO, logger="deepstrata"):
+        run_model(model, str(raster), str(tmp_path / "after.tif"), RunOptions(device="cpu", tile_size=48))
+    assert "class decision in numpy (the graph cannot take it)" in caplog.text
+    np.testing.assert_array_equal(_read(tmp_path / "after.tif"), _read(tmp_path / "before.tif"))  # the loaded one
