@@ -184,10 +184,8 @@ class ClassHead(Head):
     @staticmethod
     def _values(group: _Group, index: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Class indices -> the classes' values, 0 where not valid."""
-        lut = np.zeros(max(len(group.classes), int(NONE) + 1), dtype=np.uint16)
-        lut[:len(group.classes)] = [c.value for c in group.classes]
-        values = lut[index]  # NONE (nothing decided: not valid) is 0 too
-        values[~valid] = 0
+        values = np.asarray([c.value for c in group.classes], dtype=np.uint16)[np.where(valid, index, 0)]
+        values[~valid] = 0  # (where not valid the index may be NONE: nothing was decided there)
         return values
 
     def _decide(self, group: _Group, part: np.ndarray, weights: np.ndarray,
