@@ -41,6 +41,11 @@ class RunOptions:
     # Only these rows (r0, r1) of the output window, written as a raster of that height at their place: a band of
     # a run cut into blocks (a cluster), equal to the same rows of the whole run. None: all rows.
     rows: tuple[int, int] | None = None
+    # A Dask cluster that computes the run in bands of rows (cluster/): 'local' or 'local:N' (N worker processes on
+    # this machine), a scheduler address ('tcp://host:8786'), or a scheduler file ('scheduler.json'). None: here.
+    cluster: str | None = None
+    # Rows per cluster task (rounded up to whole output blocks); None: chosen from the raster's size and workers.
+    cluster_rows: int | None = None
     # How messages name the outputs: {"output": "OUTPUT", "confidence": "CONFIDENCE"} in Processing,
     # {"output": "--output", ...} on the command line.
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -65,3 +70,6 @@ class RunResult:
     batch_size: int = 0
     confidence_style_path: str = ""
     scale: str = ""  # terrain models: the search distance in metres and cells, one sentence
+    valid_pixels: int = 0  # pixels with data that the model saw
+    lost_pixels: int = 0  # of those, pixels that got no finite value (written as nodata)
+    non_finite: int = 0  # NaN or infinite values the model returned

@@ -38,9 +38,16 @@ MOSTLY_NON_FINITE = 0.5  # a run where more of the valid pixels than this got Na
 class Counts:
     """Valid pixels, and those that got no finite value from the model (they become nodata)."""
 
-    def __init__(self) -> None:
-        self.valid = 0
-        self.lost = 0
+    def __init__(self, valid: int = 0, lost: int = 0, non_finite: int = 0) -> None:
+        self.valid = valid
+        self.lost = lost
+        self.non_finite = non_finite  # NaN or infinite values the model returned (Runner.non_finite)
+
+    def add(self, other: "Counts") -> None:
+        """Another part's counts (a band of rows run elsewhere) added to these."""
+        self.valid += other.valid
+        self.lost += other.lost
+        self.non_finite += other.non_finite
 
 
 def tile_count(plan: Plan, raster: Window, rows: tuple[int, int] | None = None) -> int:
@@ -86,11 +93,11 @@ def band_rows(rows: tuple[int, int] | None, output: Window, median_filter: int,
 
 def run_chunks(source: PixelSource, plan: Plan, runner: Runner, head: Head, writers: Sequence[RowWriter],
                on_progress: Progress, is_cancelled: Cancelled, warn: Callable[[str], None],
-               block: int = BLOCK, rows: tuple[int, int] | None = None) -> Counts:
+               block: int = BLOCK, rows: tuple[int, int] | None = None, check: bool = True) -> Counts:
     """Every column chunk of the plan's output into `writers` (one per target, whole rows of `block` at a time);
     progress from the tile count, cancellation polled on every batch. With `rows` (raster rows [r0, r1) inside
     the output), only that band, into writers of its height. Returns the counts of valid and lost pixels, after
-    the non-finite check (check_finite)."""
+    the non-finite check (check_finite) unless `check` is False (a band whose caller checks the whole run)."""
     raster = Window(0, 0, source.width, source.height)
     total, done = tile_count(plan, raster, rows), [0]
 
@@ -102,7 +109,9 @@ def run_chunks(source: PixelSource, plan: Plan, runner: Runner, head: Head, writ
     for chunk in plan.chunks():
         buffer = BlockRowBuffer(writers, chunk.x - plan.output.x, chunk.w, block)
         process_chunk(source, plan, chunk, runner, head, buffer, tick, is_cancelled, counts, rows)
-    check_finite(runner, counts, warn)
+    counts.non_finite = runner.non_finite
+    if check:
+        check_finite(runner.model.path, counts, warn)
     return counts
 
 
@@ -189,18 +198,18 @@ def emit(head: Head, strip: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     rows.push(head.finish(sums[:, inside, cols], w, covered, len(rows.writers), decided))
 
 
-def check_finite(runner: Runner, counts: Counts, warn: Callable[[str], None]) -> None:
+def check_finite(model_path: str, counts: Counts, warn: Callable[[str], None]) -> None:
     """Non-finite model output: a warning that counts it, or a failure that blames the model when it is most."""
-    if not counts.lost and not runner.non_finite:
+    if not counts.lost and not counts.non_finite:
         return
     share = counts.lost / counts.valid if counts.valid else 1.0
-    name = os.path.basename(runner.model.path)
+    name = os.path.basename(model_path)
     if share > MOSTLY_NON_FINITE:
         raise ModelError(f"The model '{name}' returned NaN or infinite values for {100 * share:.1f} % of the valid "
                          f"pixels ({counts.lost:,} of {counts.valid:,}), so there is nothing to write. The fault is "
                          "in the model, not the raster: check its export (a division by zero, a log of 0, float16 "
                          "overflow) on a sample in Python, or ask its author.")
-    warn(f"The model '{name}' returned {runner.non_finite:,} NaN or infinite values; {counts.lost:,} pixels "
+    warn(f"The model '{name}' returned {counts.non_finite:,} NaN or infinite values; {counts.lost:,} pixels "
          f"({100 * share:.2f} % of the valid ones) got no finite value and are written as nodata.")
 
 
