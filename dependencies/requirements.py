@@ -25,7 +25,9 @@ class Requirement:
 
 ONNXRUNTIME = Requirement("onnxruntime", "onnxruntime", "1.17", "runs the models (CPU or GPU)")
 ONNX = Requirement("onnx", "onnx", "1.15", "builds and edits model graphs", optional=True)
-REQUIREMENTS = (ONNXRUNTIME, ONNX)
+DASK = Requirement("dask[distributed]", "distributed", "2024.8", "runs models on a Dask cluster (optional; "
+                   "docs/scale-out.md)", optional=True)
+REQUIREMENTS = (ONNXRUNTIME, ONNX, DASK)
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,13 @@ def _parser() -> argparse.ArgumentParser:
                           "it (default: 2)")
     run.add_argument("--threads", type=_number("the thread count", low=0), default=0,
                      help="onnxruntime intra-op threads (default 0: onnxruntime's own choice, one per core)")
+    run.add_argument("--dask", metavar="CLUSTER",
+                     help="compute the tiles on a Dask cluster: local (one worker process per core), local:N, a "
+                          "scheduler address (tcp://host:8786) or a scheduler file (.json); the output is written "
+                          "here and equals a run without it (docs/scale-out.md). Needs dask[distributed]")
+    run.add_argument("--dask-rows", type=_number("the rows per Dask task"),
+                     help="output rows per Dask task, rounded up to whole 256-row blocks (default: chosen from the "
+                          "raster's size and the number of workers)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     info = sub.add_parser("info", help="show a model's card and where it would run")
     info.add_argument("--model", required=True)
@@ -172,7 +179,9 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
                          batch_size=args.batch_size, overlap=args.overlap, confidence_path=args.confidence,
                          card=overrides, labels=LABELS, search_m=args.search_m,
                          max_upsampling=args.max_upsampling, output_format=args.output_format,
-                         threads=args.threads)
+                         threads=args.threads, cluster=args.dask, cluster_rows=args.dask_rows)
+    if args.dask_rows and not args.dask:
+        raise InputError("--dask-rows cuts a run into Dask tasks: give --dask too (e.g. --dask local:2).")
     progress = None if args.quiet else ProgressBar(sys.stderr)
     model = load_model(args.model, args.device, args.threads, overrides=overrides)
     if args.pixel_size == "model":

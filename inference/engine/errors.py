@@ -57,3 +57,8 @@ class MissingCardError(CardError):
     def __init__(self, message: str) -> None:
         self.field, self.problem = "", message
         ModelError.__init__(self, message)
+
+
+class ClusterError(DeepStrataError):
+    """A Dask cluster could not be reached, went away during a run, or its workers cannot run it (a different
+    DeepStrata, an input they cannot open); the message names the problem and the fix."""
