@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterString,
     QgsProject,
     QgsProviderRegistry,
     QgsRasterLayer,
@@ -129,6 +130,7 @@ class DeepStrataAlgorithm(QgsProcessingAlgorithm):
 
     ICON = "deepstrata.svg"
     OUTPUT_FORMAT = "OUTPUT_FORMAT"
+    DASK = "DASK"
 
     def tr(self, text: str) -> str:
         return tr(text)
@@ -168,6 +170,20 @@ class DeepStrataAlgorithm(QgsProcessingAlgorithm):
                  "for scores) make a large result draw at once at any scale, and web servers can read it in parts. "
                  "Plain tiled GeoTIFF: no overviews, a little faster to write. The pixels are the same.",
                  advanced=True)
+
+    def add_cluster(self) -> None:
+        """The advanced DASK parameter of the algorithms that run a model over a raster (RunOptions.cluster)."""
+        self.add(QgsProcessingParameterString(self.DASK, self.tr("Dask cluster (scheduler address)"), defaultValue="",
+                                              optional=True),
+                 "Compute the tiles on a Dask cluster instead of this machine: local (one worker process per "
+                 "core), local:N, a scheduler address such as tcp://host:8786, or a scheduler file (.json). The "
+                 "workers need this DeepStrata version and must reach the input; the output is written here and "
+                 "equals a run without a cluster. Empty: this machine. Needs dask[distributed] (Check and install "
+                 "dependencies). See docs/scale-out.md.", advanced=True)
+
+    def cluster(self, parameters, context: QgsProcessingContext) -> str | None:
+        """The DASK parameter: a cluster address, or None for this machine."""
+        return self.parameterAsString(parameters, self.DASK, context).strip() or None
 
     def output_format(self, parameters, context: QgsProcessingContext) -> str:
         """'cog' or 'gtiff', from OUTPUT_FORMAT."""

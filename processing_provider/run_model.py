@@ -140,6 +140,7 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
                  "A median filter of this size over the class map removes small segments (Deepness's 'remove "
                  "small segments'); 1 turns it off.", advanced=True)
         self.add_output_format()
+        self.add_cluster()
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Model output")),
                   "GeoTIFF (Cloud-Optimized, with overviews) with the model's classes, values or scores; a QML "
                   "style is written beside it.")
@@ -185,6 +186,7 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
             batch_size=self.optional_int(parameters, self.BATCH_SIZE, context),
             overlap=self.optional_int(parameters, self.OVERLAP, context),
             confidence_path=outputs[self.CONFIDENCE] or None, card=overrides,
+            cluster=self.cluster(parameters, context),
             labels={"output": outputs.labels[self.OUTPUT], "confidence": outputs.labels[self.CONFIDENCE]})
         at_model_size = self.parameterAsEnum(parameters, self.RESOLUTION, context) == 0
         with FeedbackAdapter(feedback) as report, engine_errors():

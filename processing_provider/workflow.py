@@ -43,6 +43,7 @@ class Run:
     outputs: Outputs
     parameters: dict[str, Any] = field(default_factory=dict)  # for the outputs' provenance
     output_format: str = "cog"  # RunOptions.output_format: 'cog' or 'gtiff'
+    cluster: str | None = None  # RunOptions.cluster: a Dask cluster's address, or None for this machine
 
     @property
     def title(self) -> str:
@@ -99,6 +100,7 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
                  "auto: the best execution provider available (GPU first, then CPU); the log says which ran.",
                  advanced=True)
         self.add_output_format()
+        self.add_cluster()
         self.addOutput(QgsProcessingOutputString(self.PROVIDER, self.tr("Execution provider that ran")))
 
     # ------------------------------------------------------------------ running
@@ -130,7 +132,7 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
                            input_reads(ds, path) + model.reads + self.extra_reads(parameters, context, path))
         ds = None
         return Run(layer, path, model, report, device, outputs, self.parameters_for_provenance(parameters),
-                   self.output_format(parameters, context))
+                   self.output_format(parameters, context), self.cluster(parameters, context))
 
     def resolve_model(self, parameters: dict[str, Any], context: QgsProcessingContext, path: str,
                       report: FeedbackAdapter) -> str | None:
@@ -153,6 +155,7 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
         from ..inference.workflows.resample import run_at_model_resolution, start_notes
 
         options.device = run.device
+        options.cluster = run.cluster
         options.labels = {"output": run.outputs.labels.get("OUTPUT", "OUTPUT"),
                           "confidence": run.outputs.labels.get("CONFIDENCE", "CONFIDENCE")}
         for note in start_notes(run.model, run.path, options):  # the scale and any resampling, before the wait
