@@ -20,7 +20,8 @@ from qgis.core import (
 
 from ..compat import FieldType, ProcessingSourceType, WkbType, field
 from .outputs import load_table_on_completion
-from .styling import name_on_load, style_on_load, style_vector_on_load
+from .placement import RANK_CONFIDENCE, RANK_TABLE, RANK_VALUES
+from .styling import LoadedOutput, keep, style_on_load, style_vector_on_load, table_on_load
 from .workflow import Run, WorkflowAlgorithm
 
 if TYPE_CHECKING:
@@ -88,14 +89,17 @@ class ClassWorkflow(WorkflowAlgorithm):
                                    self.PROVIDER: result.provider,
                                    self.CLASS_STATISTICS: json.dumps([_stat_dict(s) for s in stats])}
         results[self.STATISTICS] = self._statistics_table(parameters, context, run, stats)
+        layers = run.layers(self.WHAT)
         polygons = run.outputs[self.VECTORIZE]
         if polygons:
             results[self.VECTORIZE] = polygons
             style_vector_on_load(context, polygons, f"{self.WHAT} polygons - {run.title}",
-                                 [(c.value, c.name, c.color) for c in classes])
-        style_on_load(context, result.output_path, result.style_path, f"{self.WHAT} - {run.title}")
+                                 [(c.value, c.name, c.color) for c in classes], layers)
+        style_on_load(context, result.output_path, result.style_path, f"{self.WHAT} - {run.title}", layers,
+                      RANK_VALUES, self.tr(self.WHAT))
         style_on_load(context, result.confidence_path, result.confidence_style_path,
-                      f"{self.WHAT} confidence - {run.title}")
+                      f"{self.WHAT} confidence - {run.title}", layers, RANK_CONFIDENCE,
+                      self.tr("Confidence (probability of the class)"))
         return results
 
     def _statistics_table(self, parameters: dict[str, Any], context: QgsProcessingContext, run: Run,
@@ -106,7 +110,8 @@ class ClassWorkflow(WorkflowAlgorithm):
         if not table:
             return None
         if not table.startswith("memory:"):
-            load_table_on_completion(run.outputs, self.STATISTICS, table, context, title)
+            load_table_on_completion(run.outputs, self.STATISTICS, table, context, title,
+                                     keep(LoadedOutput(run.layers(self.WHAT), RANK_TABLE)))
             return table
         fields = QgsFields()
         for name, kind in STAT_FIELDS:
@@ -120,7 +125,7 @@ class ClassWorkflow(WorkflowAlgorithm):
             feature.setAttributes([s.value, s.name, s.pixels, _number(s.area_m2), _number(s.area_ha),
                                    round(s.percent, 4)])
             sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
-        name_on_load(context, dest, title)
+        table_on_load(context, dest, title, run.layers(self.WHAT))
         return dest
 
 

@@ -21,6 +21,7 @@ from qgis.core import (
 from ..compat import ProcessingNumberParameterType, ProcessingSourceType
 from .base import FeedbackAdapter, bundled_model, engine_errors
 from .sensor_inputs import add_mtl, add_scene_parameters, apply_mask, scene_arguments, scene_reads
+from .placement import RANK_MASK, RANK_VALUES
 from .styling import style_on_load, style_vector_on_load
 from .workflow import WorkflowAlgorithm, describe
 
@@ -251,10 +252,13 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
                                              is_cancelled=run.report.is_cancelled, staging=stage)
                     run.report.info(f"Anomaly polygons: {count} patches of at least {min_area:g} m² in {polygons}")
                     results.update({self.OUTPUT_POLYGONS: polygons, self.PATCHES: count})
+        layers = run.layers("Anomalies")
         if polygons:
-            style_vector_on_load(context, polygons, f"Anomalies - {run.title}")
-        style_on_load(context, output, done.result.style_path, f"Anomaly score - {run.title}")
+            style_vector_on_load(context, polygons, f"Anomalies - {run.title}", run=layers)
+        style_on_load(context, output, done.result.style_path, f"Anomaly score - {run.title}", layers, RANK_VALUES,
+                      self.tr("Anomaly score (robust z-score)"))
         if mask:
-            style_on_load(context, mask, stats.style_path, f"Anomaly mask - {run.title}")
+            style_on_load(context, mask, stats.style_path, f"Anomaly mask - {run.title}", layers, RANK_MASK,
+                          self.tr("Anomaly mask (score at least {0:.4g})").format(threshold))
         return results
 

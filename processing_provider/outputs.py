@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingContext,
+    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
@@ -84,12 +85,15 @@ def resolve_outputs(algorithm: QgsProcessingAlgorithm, parameters: dict[str, Any
 
 
 def load_table_on_completion(outputs: Outputs, name: str, path: str, context: QgsProcessingContext,
-                             title: str) -> None:
-    """Have Processing load a table the engine wrote (as parameterAsSink does for the sinks it creates)."""
+                             title: str, processor: QgsProcessingLayerPostProcessorInterface | None = None) -> None:
+    """Have Processing load a table the engine wrote (as parameterAsSink does for the sinks it creates), and run
+    `processor` (kept alive by the caller) on it once loaded."""
     definition = outputs.definitions.get(name)
     if definition is None or definition.destinationProject is None:
         return
     details = QgsProcessingContext.LayerDetails(title, definition.destinationProject, name,
                                                 QgsProcessingUtils.LayerHint.Vector)
     details.forceName = True
+    if processor is not None:
+        details.setPostProcessor(processor)
     context.addLayerToLoadOnCompletion(path, details)

@@ -11,6 +11,7 @@ from .detect_anomalies import DetectAnomaliesAlgorithm
 from .fit_anomaly import FitAnomalyAlgorithm
 from .map_geology import MapGeologyAlgorithm
 from .model_info import ModelInfoAlgorithm
+from .placement import GROUP_SETTING, GROUP_SETTING_LABEL
 from .run_model import RunModelAlgorithm
 
 ALGORITHMS = (ClassifyLandformsAlgorithm, MapGeologyAlgorithm, DetectAnomaliesAlgorithm, FitAnomalyAlgorithm,
@@ -44,6 +45,31 @@ class DeepStrataProvider(QgsProcessingProvider):
     def warningMessage(self) -> str:  # noqa: N802 (QGIS API)
         return onnxruntime_problem() or ""
 
+    def load(self) -> bool:
+        """Show the provider's setting in Settings > Options > Processing > Providers (when Processing's Python
+        side is there to show it: the QGIS desktop, not a bare qgis_process)."""
+        config = _processing_config()
+        if config is not None:
+            ProcessingConfig, Setting = config
+            ProcessingConfig.addSetting(Setting(self.name(), GROUP_SETTING, tr(GROUP_SETTING_LABEL), True))
+            ProcessingConfig.readSettings()
+        return super().load()
+
+    def unload(self) -> None:
+        config = _processing_config()
+        if config is not None and GROUP_SETTING in config[0].settings:
+            config[0].removeSetting(GROUP_SETTING)
+        super().unload()
+
     def loadAlgorithms(self) -> None:  # noqa: N802 (QGIS API)
         for algorithm in ALGORITHMS:
             self.addAlgorithm(algorithm())
+
+
+def _processing_config():
+    """Processing's settings registry (ProcessingConfig, Setting), or None where the processing plugin is absent."""
+    try:
+        from processing.core.ProcessingConfig import ProcessingConfig, Setting
+    except ImportError:
+        return None
+    return ProcessingConfig, Setting

@@ -18,9 +18,11 @@ from qgis.core import (
 )
 
 from ..compat import ProcessingFileParameterBehavior, ProcessingNumberParameterType
+from ..support import tr
 from .base import (DEVICES, DeepStrataAlgorithm, FeedbackAdapter, default_model, engine_errors, load_reported,
                    report_run)
 from .outputs import resolve_outputs
+from .placement import RANK_CONFIDENCE, RANK_VALUES, RunLayers
 from .styling import style_on_load
 
 
@@ -209,9 +211,12 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
         if result.classes:
             report.info("Classes: " + ", ".join(f"{c.value}: {c.name}" for c in result.classes))
         title = f"{card.name} - {layer.name()}"
-        style_on_load(context, result.output_path, result.style_path, title)
+        layers = RunLayers(title)
+        style_on_load(context, result.output_path, result.style_path, title, layers, RANK_VALUES,
+                      _legend_title(card))
         style_on_load(context, result.confidence_path, result.confidence_style_path,
-                      f"{card.name} confidence - {layer.name()}")
+                      f"{card.name} confidence - {layer.name()}", layers, RANK_CONFIDENCE,
+                      self.tr("Confidence (probability of the class)"))
         return {self.OUTPUT: result.output_path, self.CONFIDENCE: result.confidence_path,
                 self.PROVIDER: result.provider}
 
@@ -222,3 +227,8 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
         if rect.isNull() or rect.isEmpty():
             return None
         return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+
+
+def _legend_title(card) -> str:
+    """The heading of the output's legend in the Layers panel: what it shows, not "Band 1: class (Palette)"."""
+    return tr("Anomaly score (robust z-score)") if card.task == "anomaly" else card.name

@@ -15,6 +15,7 @@ from qgis.core import (
 )
 
 from ..compat import ProcessingNumberParameterType
+from .placement import RANK_INDICES, RANK_UNITS
 from .styling import style_on_load
 
 if TYPE_CHECKING:
@@ -126,8 +127,11 @@ def publish_spectral(context: QgsProcessingContext, run: "Run", result: "Spectra
     results[UNITS_LEGEND] = json.dumps([_unit_dict(u) for u in result.units]) if result else "[]"
     if result is None:
         return
-    style_on_load(context, result.indices_path, result.indices_style, f"Geology index layers - {run.title}")
-    style_on_load(context, result.units_path, result.units_style, f"Spectral units - {run.title}")
+    layers = run.layers("Geology")
+    style_on_load(context, result.indices_path, result.indices_style, f"Geology index layers - {run.title}", layers,
+                  RANK_INDICES)
+    style_on_load(context, result.units_path, result.units_style, f"Spectral units - {run.title}", layers,
+                  RANK_UNITS, "Spectral units")
 
 
 def _unit_dict(unit: Any) -> dict[str, Any]:

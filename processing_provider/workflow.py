@@ -24,6 +24,7 @@ from qgis.core import (
 from ..compat import ProcessingFileParameterBehavior, ProcessingNumberParameterType
 from .base import DEVICES, DeepStrataAlgorithm, FeedbackAdapter, bundled_model, load_reported, report_run
 from .outputs import Outputs, resolve_outputs
+from .placement import RunLayers
 
 if TYPE_CHECKING:
     from ..inference import Model, RunOptions
@@ -44,6 +45,7 @@ class Run:
     parameters: dict[str, Any] = field(default_factory=dict)  # for the outputs' provenance
     output_format: str = "cog"  # RunOptions.output_format: 'cog' or 'gtiff'
     cluster: str | None = None  # RunOptions.cluster: a Dask cluster's address, or None for this machine
+    loaded: RunLayers | None = None  # the layers the run loads into the project (see `layers`)
 
     @property
     def title(self) -> str:
@@ -51,6 +53,12 @@ class Run:
         a previous step's output named like "OUTPUT", the file's name instead."""
         name = self.layer.name()
         return os.path.splitext(os.path.basename(self.path))[0] if not name or name.isupper() else name
+
+    def layers(self, what: str) -> RunLayers:
+        """The layers this run loads, together in one group named "<what> - <title>" (made on first use)."""
+        if self.loaded is None:
+            self.loaded = RunLayers(f"{what} - {self.title}")
+        return self.loaded
 
     def staging(self) -> "Staging":
         """Where every output of the run is written; committed together when the block ends cleanly."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from .card import ClassInfo, GraphOutput, ModelCard
 from .decision import NONE
-from .style import paletted_qml, pseudocolor_qml
+from .style import CONFIDENCE_LABELS, anomaly_labels, paletted_qml, pseudocolor_qml
 from .targets import FLOAT_NODATA, RasterTarget
 
 if TYPE_CHECKING:
@@ -220,7 +220,8 @@ class ClassHead(Head):
         return index, best
 
     def style(self, writers: Sequence[RasterWriter]) -> Sequence[str | None]:
-        return [paletted_qml(self.card.output.classes)] + [pseudocolor_qml(0.0, 1.0, "confidence")
+        return [paletted_qml(self.card.output.classes)] + [pseudocolor_qml(0.0, 1.0, "confidence",
+                                                                          labels=CONFIDENCE_LABELS)
                                                           for _ in writers[1:]]
 
 
@@ -272,7 +273,7 @@ class AnomalyHead(Head):
     def style(self, writers: Sequence[RasterWriter]) -> Sequence[str | None]:
         spec = self.card.output.anomaly
         assert spec is not None
-        return [pseudocolor_qml(0.0, 2 * spec.threshold, "anomaly")]
+        return [pseudocolor_qml(0.0, 2 * spec.threshold, "anomaly", labels=anomaly_labels(spec.threshold))]
 
 
 def make_head(card: ModelCard, output_channels: Sequence[int | None]) -> Head:

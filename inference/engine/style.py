@@ -38,14 +38,24 @@ def paletted_qml(classes: Sequence[ClassInfo], band: int = 1) -> str:
             "      </colorPalette>\n    </rasterrenderer>\n" + _TAIL)
 
 
-def pseudocolor_qml(minimum: float, maximum: float, ramp: str = "viridis", band: int = 1) -> str:
-    """A single-band pseudocolour renderer with an interpolated ramp from `minimum` to `maximum`."""
+def pseudocolor_qml(minimum: float, maximum: float, ramp: str = "viridis", band: int = 1,
+                    labels: Sequence[str] | None = None) -> str:
+    """A single-band pseudocolour renderer with an interpolated ramp from `minimum` to `maximum`.
+
+    `labels`, one per stop of the ramp, say in the legend what the values mean (units, the threshold): the legend
+    then lists the stops with them instead of a bare gradient from the minimum to the maximum."""
     if not maximum > minimum:
         maximum = minimum + 1.0
     stops = RAMPS[ramp]
+    if labels is not None and len(labels) != len(stops):
+        raise ValueError(f"the '{ramp}' ramp has {len(stops)} stops, but {len(labels)} labels were given")
+    values = [minimum + p * (maximum - minimum) for p, _ in stops]
+    texts = list(labels) if labels is not None else [f"{v:.4g}" for v in values]
     items = "".join(
-        f"          <item value=\"{minimum + p * (maximum - minimum):.6g}\" color=\"{c[:7]}\" alpha=\"{rgba(c)[3]}\" "
-        f"label={quoteattr(f'{minimum + p * (maximum - minimum):.4g}')}/>\n" for p, c in stops)
+        f"          <item value=\"{v:.6g}\" color=\"{c[:7]}\" alpha=\"{rgba(c)[3]}\" label={quoteattr(t)}/>\n"
+        for v, (_, c), t in zip(values, stops, texts))
+    legend = ("          <rampLegendSettings useContinuousLegend=\"0\" minimumLabel=\"\" maximumLabel=\"\" prefix=\"\" "
+              "suffix=\"\" direction=\"0\" orientation=\"2\"/>\n") if labels is not None else ""
     ramp_props = (f"<colorramp type=\"gradient\" name=\"[source]\"><prop k=\"color1\" v=\"{_rgba(stops[0][1])}\"/>"
                   f"<prop k=\"color2\" v=\"{_rgba(stops[-1][1])}\"/><prop k=\"discrete\" v=\"0\"/>"
                   "<prop k=\"rampType\" v=\"gradient\"/><prop k=\"stops\" v=\""
@@ -58,8 +68,17 @@ def pseudocolor_qml(minimum: float, maximum: float, ramp: str = "viridis", band:
             "<cumulativeCutUpper>0.98</cumulativeCutUpper><stdDevFactor>2</stdDevFactor></minMaxOrigin>\n"
             f"      <rastershader>\n        <colorrampshader colorRampType=\"INTERPOLATED\" classificationMode=\"1\" "
             f"clip=\"0\" minimumValue=\"{minimum:.6g}\" maximumValue=\"{maximum:.6g}\" "
-            f"labelPrecision=\"4\">\n          {ramp_props}\n{items}        </colorrampshader>\n"
+            f"labelPrecision=\"4\">\n          {ramp_props}\n{items}{legend}        </colorrampshader>\n"
             "      </rastershader>\n    </rasterrenderer>\n" + _TAIL)
+
+
+def anomaly_labels(threshold: float) -> list[str]:
+    """The anomaly ramp's legend (stops at 0, 1, 1.5 and 2 thresholds): what a robust z-score means there."""
+    return ["0 ordinary", f"{threshold:.4g} threshold: anomalous from here",
+            f"{1.5 * threshold:.4g}", f"{2 * threshold:.4g} and above"]
+
+
+CONFIDENCE_LABELS = ("0 uncertain", "0.5", "1 certain")
 
 
 def multiband_qml(bands: tuple[int, int, int], limits: tuple[float, float]) -> str:
