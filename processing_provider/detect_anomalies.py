@@ -215,7 +215,7 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
     def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS API)
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..inference import RunOptions
-        from ..inference.workflows.anomaly_outputs import anomaly_polygons, write_mask
+        from ..inference.workflows.anomaly_outputs import anomaly_polygons, style_score, write_mask
         from ..inference.workflows.presets import PRESETS, resolve_preset
 
         with engine_errors():
@@ -238,6 +238,8 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
                 results: dict[str, Any] = {self.OUTPUT: done.result.output_path,
                                            self.PROVIDER: done.result.provider}
                 threshold = self.threshold(parameters, context, spec.threshold, stage.current(output), run.report)
+                if threshold != spec.threshold and done.result.style_path:
+                    style_score(done.result.style_path, threshold, stage)
                 # the mask, when not asked for, is only a step towards the polygons: written in scratch space
                 mask_path = mask or os.path.join(stage.folder(output, "scratch"), "mask.tif")
                 stats = write_mask(output if mask else stage.current(output), threshold, mask_path,

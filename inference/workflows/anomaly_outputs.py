@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 from xml.sax.saxutils import escape
 
@@ -20,7 +21,7 @@ from ..engine.errors import CancelledError, InputError
 from ..engine.progress import Cancelled, Progress, never_cancelled, no_progress
 from ..engine.raster import band_validity, open_raster
 from ..engine.staging import Staging, staged
-from ..engine.style import paletted_qml
+from ..engine.style import anomaly_labels, paletted_qml, pseudocolor_qml
 from ..engine.windows import Window, block_windows, from_bounds, transform
 from ..engine.writer import BLOCK, RasterTarget, RasterWriter
 from .vectorize import AreaMeter, write_polygons
@@ -79,6 +80,17 @@ def write_mask(score_path: str, threshold: float, mask_path: str, staging: Stagi
         ds = None
     return MaskStats(flagged, valid_count, flagged / valid_count if valid_count else 0.0, mask_path,
                      writer.style_path)
+
+
+def style_score(style_path: str, threshold: float, staging: Staging) -> None:
+    """Replace the score's QML at `style_path` (written with the card's threshold) by one for `threshold`, committed
+    with the run: the ramp turns opaque at the threshold and its legend says where it is, as the mask does."""
+    if not (math.isfinite(threshold) and threshold > 0):
+        return  # the ramp runs from 0 to twice the threshold: keep the card's
+    qml = staging.file(style_path, ".qml")
+    Path(qml).write_text(pseudocolor_qml(0.0, 2 * threshold, "anomaly", labels=anomaly_labels(threshold)),
+                         encoding="utf-8")
+    staging.add(style_path, qml)
 
 
 def _flagged_band(mask_path: str, ds: gdal.Dataset) -> gdal.Dataset:

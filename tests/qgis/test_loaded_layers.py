@@ -140,3 +140,12 @@ def test_the_grouping_setting_is_in_the_processing_options(ds_provider):
     setting = ProcessingConfig.settings["DEEPSTRATA_GROUP_OUTPUTS"]
     assert setting.group == "DeepStrata" and setting.default is True
     assert "group named after the run" in setting.description
+
+
+def test_a_threshold_given_moves_the_ramp_and_its_legend_with_the_mask(ds_provider, scene, tmp_path):
+    run_and_load("detectanomalies", {"INPUT": "dem", "THRESHOLD": 4.0, "OUTPUT": str(tmp_path / "score.tif"),
+                                     "OUTPUT_MASK": str(tmp_path / "mask.tif")})
+    assert legend(scene, "Anomaly score - dem") == ["Anomaly score (robust z-score)", "0 ordinary",
+                                                    "4 threshold: anomalous from here", "6", "8 and above"]
+    assert legend(scene, "Anomaly mask - dem")[0] == "Anomaly mask (score at least 4)"
+    assert "threshold: anomalous" in (tmp_path / "score.qml").read_text()  # also for a later drag and drop
