@@ -93,19 +93,19 @@ class ClassWorkflow(WorkflowAlgorithm):
         polygons = run.outputs[self.VECTORIZE]
         if polygons:
             results[self.VECTORIZE] = polygons
-            style_vector_on_load(context, polygons, f"{self.WHAT} polygons - {run.title}",
+            style_vector_on_load(context, polygons, run.named(f"{self.WHAT} polygons"),
                                  [(c.value, c.name, c.color) for c in classes], layers)
-        style_on_load(context, result.output_path, result.style_path, f"{self.WHAT} - {run.title}", layers,
+        style_on_load(context, result.output_path, result.style_path, run.named(self.WHAT), layers,
                       RANK_VALUES, self.tr(self.WHAT))
         style_on_load(context, result.confidence_path, result.confidence_style_path,
-                      f"{self.WHAT} confidence - {run.title}", layers, RANK_CONFIDENCE,
+                      run.named(f"{self.WHAT} confidence"), layers, RANK_CONFIDENCE,
                       self.tr("Confidence (probability of the class)"))
         return results
 
     def _statistics_table(self, parameters: dict[str, Any], context: QgsProcessingContext, run: Run,
                           stats: "list[ClassStat]") -> str | None:
         """The table's result: the file written in the staging, or a temporary layer made now."""
-        title = f"{self.WHAT} statistics - {run.title}"
+        title = run.named(f"{self.WHAT} statistics")
         table = run.outputs[self.STATISTICS]
         if not table:
             return None

@@ -256,11 +256,11 @@ class DetectAnomaliesAlgorithm(WorkflowAlgorithm):
                     results.update({self.OUTPUT_POLYGONS: polygons, self.PATCHES: count})
         layers = run.layers("Anomalies")
         if polygons:
-            style_vector_on_load(context, polygons, f"Anomalies - {run.title}", run=layers)
-        style_on_load(context, output, done.result.style_path, f"Anomaly score - {run.title}", layers, RANK_VALUES,
+            style_vector_on_load(context, polygons, run.named("Anomalies"), run=layers)
+        style_on_load(context, output, done.result.style_path, run.named("Anomaly score"), layers, RANK_VALUES,
                       self.tr("Anomaly score (robust z-score)"))
         if mask:
-            style_on_load(context, mask, stats.style_path, f"Anomaly mask - {run.title}", layers, RANK_MASK,
+            style_on_load(context, mask, stats.style_path, run.named("Anomaly mask"), layers, RANK_MASK,
                           self.tr("Anomaly mask (score at least {0:.4g})").format(threshold))
         return results
 

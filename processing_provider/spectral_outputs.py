@@ -128,9 +128,9 @@ def publish_spectral(context: QgsProcessingContext, run: "Run", result: "Spectra
     if result is None:
         return
     layers = run.layers("Geology")
-    style_on_load(context, result.indices_path, result.indices_style, f"Geology index layers - {run.title}", layers,
+    style_on_load(context, result.indices_path, result.indices_style, run.named("Geology index layers"), layers,
                   RANK_INDICES)
-    style_on_load(context, result.units_path, result.units_style, f"Spectral units - {run.title}", layers,
+    style_on_load(context, result.units_path, result.units_style, run.named("Spectral units"), layers,
                   RANK_UNITS, "Spectral units")
 
 

@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingUtils,
     QgsRasterLayer,
 )
 
@@ -54,10 +55,16 @@ class Run:
         name = self.layer.name()
         return os.path.splitext(os.path.basename(self.path))[0] if not name or name.isupper() else name
 
+    def named(self, what: str) -> str:
+        """A loaded layer's name: "<what> - <title>"; just <what> inside a model when the input is a temporary
+        output of an earlier step (named like "OUTPUT": nothing worth repeating)."""
+        temporary = os.path.realpath(self.path).startswith(os.path.realpath(QgsProcessingUtils.tempFolder()))
+        return what if temporary and self.title.isupper() else f"{what} - {self.title}"
+
     def layers(self, what: str) -> RunLayers:
-        """The layers this run loads, together in one group named "<what> - <title>" (made on first use)."""
+        """The layers this run loads, together in one group named like them (made on first use)."""
         if self.loaded is None:
-            self.loaded = RunLayers(f"{what} - {self.title}")
+            self.loaded = RunLayers(self.named(what))
         return self.loaded
 
     def staging(self) -> "Staging":

@@ -90,9 +90,10 @@ def child(algorithm_id: str, child_id: str, description: str, x: float, y: float
     return step
 
 
-def expose(step: QgsProcessingModelChildAlgorithm, child_output: str, name: str, description: str) -> None:
-    """Make a child's output a model output (a destination parameter of the model)."""
-    output = QgsProcessingModelOutput(name, description)
+def expose(step: QgsProcessingModelChildAlgorithm, child_output: str, name: str) -> None:
+    """Make a child's output a model output (a destination parameter of the model), named for what it is as the
+    modeler names it (QGIS names the layer it loads after it: "Strong anomaly patches", not "PATCHES")."""
+    output = QgsProcessingModelOutput(name, name)
     output.setChildId(step.childId())
     output.setChildOutputName(child_output)
     output.setMandatory(True)
@@ -132,14 +133,14 @@ def landforms_filled() -> QgsProcessingModelAlgorithm:
     })
     classify = child("deepstrata:classifylandforms", "classify", "Classify landforms of the filled DEM",
                      190, 300, {"INPUT": Source.fromChildOutput("fill", "OUTPUT")})
-    expose(classify, "OUTPUT", "LANDFORMS", "Landforms")
-    expose(classify, "STATISTICS", "STATISTICS", "Landform statistics")
+    expose(classify, "OUTPUT", "Landforms")
+    expose(classify, "STATISTICS", "Landform statistics")
     return finish(model, [fill, classify], {
         "ALG_DESC": "Fills the nodata holes of a DEM with GDAL's Fill nodata (inverse-distance interpolation from "
                     "the hole's edges), then classifies every cell into the ten geomorphon landforms with the "
                     "bundled DeepStrata model. Without the fill, cells in and around holes stay unclassified.",
-        "classify:LANDFORMS": "GeoTIFF of landform ids 1..10 on the DEM's grid, styled with class names and colours.",
-        "classify:STATISTICS": "Pixels, area (m², ha) and percent per landform.",
+        "classify:Landforms": "GeoTIFF of landform ids 1..10 on the DEM's grid, styled with class names and colours.",
+        "classify:Landform statistics": "Pixels, area (m², ha) and percent per landform.",
     })
 
 
@@ -161,20 +162,20 @@ def anomaly_patches() -> QgsProcessingModelAlgorithm:
         "INPUT": Source.fromModelParameter("RASTER"),
         "MIN_AREA": Source.fromModelParameter("MIN_AREA"),
     })
-    expose(detect, "OUTPUT", "SCORE", "Anomaly score")
+    expose(detect, "OUTPUT", "Anomaly score")
     extract = child("native:extractbyexpression", "keep", "Keep the patches reaching the minimum peak",
                     420, 300, {
                         "INPUT": Source.fromChildOutput("detect", "OUTPUT_POLYGONS"),
                         "EXPRESSION": Source.fromStaticValue('"peak_score" >= @MIN_PEAK'),
                     })
-    expose(extract, "OUTPUT", "PATCHES", "Strong anomaly patches")
+    expose(extract, "OUTPUT", "Strong anomaly patches")
     return finish(model, [detect, extract], {
         "ALG_DESC": "Scores a DEM or a scene with DeepStrata's Detect anomalies (the bundled autoencoder for the "
                     "input), turns the flagged pixels into patches of at least the minimum area, and keeps with "
                     "QGIS's Extract by expression only the patches whose peak score reaches the minimum "
                     "(\"peak_score\" >= MIN_PEAK). Each patch has area_m2, pixels, peak_score and mean_score.",
-        "detect:SCORE": "Float32 robust z-score on the input's grid.",
-        "keep:PATCHES": "The anomaly polygons passing both filters.",
+        "detect:Anomaly score": "Float32 robust z-score on the input's grid.",
+        "keep:Strong anomaly patches": "The anomaly polygons passing both filters.",
     })
 
 

@@ -11,7 +11,9 @@ from qgis.core import (QgsLayerTree, QgsLayerTreeGroup, QgsLayerTreeModel, QgsLa
                        QgsRasterLayer, QgsSettings, QgsVectorLayer)
 from qgis.PyQt.QtCore import Qt
 
-from qgis_support import DEM_CLASSES, DEM_MODEL_NAME
+from qgis_support import DATA, DEM_CLASSES, DEM_MODEL_NAME
+
+REPO = DATA.parents[1]
 
 GEOMORPHONS = ["flat", "peak", "ridge", "shoulder", "spur", "slope", "hollow", "footslope", "valley", "pit"]
 
@@ -149,3 +151,24 @@ def test_a_threshold_given_moves_the_ramp_and_its_legend_with_the_mask(ds_provid
                                                     "4 threshold: anomalous from here", "6", "8 and above"]
     assert legend(scene, "Anomaly mask - dem")[0] == "Anomaly mask (score at least 4)"
     assert "threshold: anomalous" in (tmp_path / "score.qml").read_text()  # also for a later drag and drop
+
+
+@pytest.mark.parametrize("name, raster, expected", [
+    ("landforms_filled", "DEM", [("Landforms", ["Landforms", "Landforms statistics"]), "dem"]),
+    ("anomaly_patches", "RASTER", ["Strong anomaly patches", ("Anomalies - dem", ["Anomaly score - dem"]), "dem"]),
+])
+def test_example_models_load_layers_named_for_what_they_are(ds_provider, qgis_new_project, dem, name, raster,
+                                                            expected):
+    """Inside a model the DeepStrata step's input is a temporary "OUTPUT" of the step before: not repeated in the
+    names; the stock step's output is named as the model names it (not "PATCHES")."""
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    project = QgsProject.instance()
+    project.addMapLayer(QgsRasterLayer(str(dem), "dem"))
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(str(REPO / "docs" / "examples" / f"{name}.model3"))
+    parameters = {d.name(): "TEMPORARY_OUTPUT" for d in model.destinationParameterDefinitions()}
+    import processing
+
+    processing.runAndLoadResults(model, {**parameters, raster: "dem", "MIN_PEAK": 7})
+    assert tree(project.layerTreeRoot()) == expected

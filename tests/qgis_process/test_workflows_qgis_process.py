@@ -201,8 +201,8 @@ def model_essentials(path: Path) -> dict:
 def test_landforms_filled_model_classifies_the_holes_too(dem, tmp_path):
     model = EXAMPLES / "landforms_filled.model3"
     out, stats = tmp_path / "landforms.tif", tmp_path / "stats.csv"
-    report = run(model, DEM=dem, DISTANCE=50, **{"classify:LANDFORMS": out, "classify:STATISTICS": stats})
-    assert report["results"] == {"classify:LANDFORMS": str(out), "classify:STATISTICS": str(stats)}
+    report = run(model, DEM=dem, DISTANCE=50, **{"classify:Landforms": out, "classify:Landform statistics": stats})
+    assert report["results"] == {"classify:Landforms": str(out), "classify:Landform statistics": str(stats)}
     log = "\n".join(report["log"]["info"])
     assert "gdal_fillnodata" in log and "-md 50" in log  # the stock step ran, with the model's DISTANCE
     classes = same_grid(out, dem)
@@ -216,8 +216,9 @@ def test_anomaly_patches_model_keeps_the_strong_patches(dem, tmp_path):
     model = EXAMPLES / "anomaly_patches.model3"
     score, patches = tmp_path / "score.tif", tmp_path / "strong.gpkg"
     # the terrain model flags few cells of this natural DEM at its threshold (6.5): every patch counts (MIN_AREA 0)
-    report = run(model, RASTER=dem, MIN_AREA=0, MIN_PEAK=8, **{"detect:SCORE": score, "keep:PATCHES": patches})
-    assert report["results"] == {"detect:SCORE": str(score), "keep:PATCHES": str(patches)}
+    outputs = {"detect:Anomaly score": score, "keep:Strong anomaly patches": patches}
+    report = run(model, RASTER=dem, MIN_AREA=0, MIN_PEAK=8, **outputs)
+    assert report["results"] == {k: str(v) for k, v in outputs.items()}
     scores = same_grid(score, dem)[0]  # band 1: the score (band 2: the signed residual)
     kept = features(patches)
     # what the two filters should keep, from the score raster and the threshold the log reports
