@@ -171,4 +171,6 @@ def test_example_models_load_layers_named_for_what_they_are(ds_provider, qgis_ne
     import processing
 
     processing.runAndLoadResults(model, {**parameters, raster: "dem", "MIN_PEAK": 7})
-    assert tree(project.layerTreeRoot()) == expected
+    loaded = tree(project.layerTreeRoot())
+    # the stock step's layer lands where QGIS puts it: 3.22 as it comes, 3.40 before DeepStrata's post-processors
+    assert loaded[-1] == "dem" and sorted(map(str, loaded)) == sorted(map(str, expected))
