@@ -174,3 +174,20 @@ def test_example_models_load_layers_named_for_what_they_are(ds_provider, qgis_ne
     loaded = tree(project.layerTreeRoot())
     # the stock step's layer lands where QGIS puts it: 3.22 as it comes, 3.40 before DeepStrata's post-processors
     assert loaded[-1] == "dem" and sorted(map(str, loaded)) == sorted(map(str, expected))
+
+
+@pytest.fixture
+def results_group():
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    ProcessingConfig.setSettingValue(ProcessingConfig.RESULTS_GROUP_NAME, "Results")
+    yield
+    ProcessingConfig.setSettingValue(ProcessingConfig.RESULTS_GROUP_NAME, "")
+
+
+def test_processing_results_group_setting_holds_the_run_groups(ds_provider, scene, results_group, tmp_path):
+    run_and_load("detectanomalies", {"INPUT": "dem", "OUTPUT": str(tmp_path / "score.tif"),
+                                     "OUTPUT_MASK": str(tmp_path / "mask.tif")})
+    assert tree(scene.layerTreeRoot()) == [("Results", [("Anomalies - dem", ["Anomaly mask - dem",
+                                                                             "Anomaly score - dem"])]),
+                                           "opaque cover", "dem"]
