@@ -103,7 +103,7 @@ def inside_qgis() -> None:
     import processing
     import qgis.utils
     from osgeo import gdal
-    from qgis.core import (Qgis, QgsApplication, QgsContrastEnhancement, QgsMultiBandColorRenderer,
+    from qgis.core import (Qgis, QgsApplication, QgsContrastEnhancement, QgsLayerTree, QgsMultiBandColorRenderer,
                            QgsProcessingFeedback, QgsProject, QgsRasterLayer, QgsRectangle)
     from qgis.PyQt.QtCore import QPoint, QRect, Qt, QTimer
     from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QTableView, QToolTip
@@ -333,19 +333,14 @@ def inside_qgis() -> None:
             dialog.append(dlg)
         return 1000
 
-    def to_top(name: str) -> int:
-        """Put a layer at the top of the Layers panel (anomaly outlines over the opaque score raster)."""
-        found, tree = layer(name), project.layerTreeRoot()
-        node = tree.findLayer(found.id()) if found is not None else None
-        if node is not None and tree.children().index(node) != 0:
-            tree.insertChildNode(0, node.clone())
-            node.parent().removeChildNode(node)
-        return 100
-
     def remove(prefix: str) -> int:
-        """Take a workflow's outputs out of the project, so the next shot shows only its own."""
+        """Take a workflow's outputs (and the group they loaded into) out of the project, so the next shot shows
+        only its own."""
         project.removeMapLayers([item.id() for item in project.mapLayers().values()
                                  if item.name().startswith(prefix)])
+        root = project.layerTreeRoot()
+        for group in [g for g in root.children() if QgsLayerTree.isGroup(g) and g.name().startswith(prefix)]:
+            root.removeChildNode(group)
         return 100
 
     def anomaly_zoom() -> QgsRectangle | None:
@@ -385,7 +380,7 @@ def inside_qgis() -> None:
              lambda: grab_window("result_landforms.png"), open_statistics, grab_statistics, lambda: remove("Landforms"),
              run_geology, lambda: show([geology, SCENE], [geology], SCENE),
              lambda: grab_window("result_geology.png"), lambda: remove("Geology"),
-             run_anomalies, lambda: to_top(patches), lambda: show([patches, score, "Hillshade"], [score, mask], DEM, anomaly_zoom()),
+             run_anomalies, lambda: show([patches, score, "Hillshade"], [score, mask], DEM, anomaly_zoom()),
              lambda: grab_window("result_anomalies.png")]
 
     def next_step() -> None:
