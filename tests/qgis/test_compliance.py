@@ -13,7 +13,7 @@ from qgis.core import (
 from deepstrata.processing_provider.provider import ALGORITHMS
 
 ADVANCED = QgsProcessingParameterDefinition.Flag.FlagAdvanced
-TUNING = {"DEVICE", "TILE_SIZE", "BATCH_SIZE", "OVERLAP", "MTL", "UNITS_K", "S2_OFFSET", "QA_MASK", "OUTPUT_FORMAT"}
+TUNING = {"DEVICE", "TILE_SIZE", "BATCH_SIZE", "OVERLAP", "MTL", "UNITS_K", "S2_OFFSET", "QA_MASK", "OUTPUT_FORMAT", "DASK"}
 # Run ONNX model's knobs for models made elsewhere (Deepness): advanced there; THRESHOLD is a main parameter of
 # Detect anomalies.
 TUNING_BY_ALGORITHM = {"runmodel": TUNING | {"RESOLUTION", "TASK", "CLASSES", "THRESHOLD", "SMOOTHING"},

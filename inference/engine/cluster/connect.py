@@ -3,10 +3,13 @@
 joins a running cluster (left running). dask.distributed is imported here only."""
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
+import select
 import shutil
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -68,14 +71,21 @@ def distributed() -> Any:
 
 
 def _worker_python() -> None:
-    """Worker processes start from a Python interpreter: inside QGIS sys.executable is QGIS itself, so point
-    multiprocessing at the Python beside it."""
-    if os.path.basename(sys.executable).lower().startswith("python"):
+    """Worker processes start from this Python's own interpreter. Inside QGIS sys.executable is QGIS itself, or
+    whatever 'python3' comes first on the PATH (another Python, whose standard library does not fit this one):
+    then multiprocessing is pointed at the interpreter of this Python's installation."""
+    def home(path: str) -> str:
+        return os.path.realpath(path) if path else ""
+
+    if sys.executable and any(home(sys.executable).startswith(home(prefix) + os.sep)
+                              for prefix in (sys.exec_prefix, sys.base_exec_prefix)):
         return
-    for folder in (os.path.join(sys.exec_prefix, "bin"), sys.exec_prefix, os.path.dirname(sys.executable)):
-        for name in ("python3", "python3.exe", "python.exe", "python"):
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    for folder in (os.path.join(sys.base_exec_prefix, "bin"), sys.base_exec_prefix):
+        for name in (f"python{version}", f"python{sys.version_info[0]}", "python.exe", "python"):
             candidate = os.path.join(folder, name)
             if os.path.isfile(candidate):
+                log.info("Dask workers start with %s", candidate)
                 multiprocessing.set_executable(candidate)
                 return
 
@@ -86,6 +96,19 @@ def quiet() -> None:
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
                  "distributed.worker", "distributed.http.proxy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _reachable(target: str) -> None:
+    """OSError at once when nothing listens at a tcp:// address (a Dask client would retry until its timeout), and
+    TimeoutError when what listens does not greet as a Dask scheduler does (a client would wait for ever)."""
+    scheme, _, rest = target.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme != "tcp" or not port.isdigit():
+        return
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as probe:
+        if not select.select([probe], [], [], CONNECT_TIMEOUT_S)[0]:
+            raise TimeoutError(f"something listens there but did not answer as a Dask scheduler in "
+                               f"{CONNECT_TIMEOUT_S} s")
 
 
 class Connection:
@@ -109,9 +132,11 @@ class Connection:
             elif address.kind == "file":
                 self.client = dd.Client(scheduler_file=address.target, timeout=CONNECT_TIMEOUT_S)
             else:
+                _reachable(address.target)
                 self.client = dd.Client(address.target, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, ValueError) as exc:
             self.close()
+            gc.collect()  # the half-made client's loop, now rather than at exit (where QGIS crashed on it)
             raise ClusterError(f"Could not reach {address.label} ({str(exc).strip() or type(exc).__name__}). Start "
                                "the scheduler and its workers first (docs/scale-out.md), check the address and "
                                "that this machine can reach its port, or run without a cluster.") from exc
