@@ -244,11 +244,7 @@ class Staging:
             _remove(journal)
             self.abort()
             if isinstance(exc, OSError):
-                where = getattr(exc, "filename", None) or (done[-1].final if done else journal)
-                kept = "every earlier output is unchanged" if not failures else \
-                    f"these could not be restored: {', '.join(failures)}"
-                raise OutputError(f"Could not move the outputs into place ('{where}': {exc.strerror}); {kept}. "
-                                  "Check the folder's permissions and free space.") from exc
+                raise _commit_error(exc, done[-1].final if done else journal, failures) from exc
             raise
         for step in steps:
             if step.backup:
@@ -287,6 +283,23 @@ class Staging:
             self.commit()
         else:
             self.abort()
+
+
+def _commit_error(exc: OSError, final: str, failures: list[str]) -> OutputError:
+    """What a failed commit tells the user: the file that could not be replaced, why, and how to fix it."""
+    kept = "every earlier output is unchanged" if not failures else \
+        f"these could not be restored: {', '.join(failures)}"
+    if _locked(exc) and os.path.lexists(final):
+        return OutputError(f"Cannot replace '{final}': it is open in another program, or not writable "
+                           f"({exc.strerror}); {kept}. Close it in the program that has it open (on Windows a file "
+                           "open elsewhere cannot be replaced) and run again, or write the output to another file.")
+    return OutputError(f"Could not move the outputs into place ('{final}': {exc.strerror}); {kept}. Check the "
+                       "folder's permissions and free space.")
+
+
+def _locked(exc: OSError) -> bool:
+    """A file in use (Windows: sharing violation, lock violation, access denied) or one that may not be replaced."""
+    return isinstance(exc, PermissionError) or getattr(exc, "winerror", None) in (5, 32, 33)
 
 
 @contextmanager
