@@ -19,7 +19,7 @@ from .heads import Head, make_head
 from .median import filter_raster
 from .model import CLASS_TASKS, Model, load_model
 from .options import RunOptions, RunResult
-from .pipeline import Counts, band_rows, run_chunks, set_scale, tile_count
+from .pipeline import Counts, band_columns, band_rows, run_chunks, set_scale, tile_count
 from .plan import Plan, make_plan
 from .progress import Cancelled, Progress, never_cancelled, no_progress
 from .raster import RasterSource, extent_to_window, input_reads, map_bands, open_mask, open_raster
@@ -75,13 +75,15 @@ def run_parameters(input_path: str, options: RunOptions, result: RunResult) -> d
             "median_filter": overrides.median_filter if overrides else None,
             "scale": overrides.scale if overrides else None, "search_m": options.search_m,
             **({"rows": list(options.rows)} if options.rows else {}),
+            **({"columns": list(options.columns)} if options.columns else {}),
             **({"cluster": options.cluster} if options.cluster else {})}
 
 
 @dataclass
 class FillJob:
     """What a fill computes: the tiles of `plan` over `source` into `writers` (one per target, of the written
-    window's size), only raster rows `band` when set; `options` and `input_path` as the run was asked."""
+    window's size), only raster rows `band` and output columns `columns` when set; `options` and `input_path` as
+    the run was asked."""
 
     model: Model
     input_path: str
@@ -91,6 +93,7 @@ class FillJob:
     head: Head
     writers: Sequence[RasterWriter]
     band: tuple[int, int] | None
+    columns: tuple[int, int] | None  # output columns (pipeline.band_columns), or None for all
     on_progress: Progress
     is_cancelled: Cancelled
     warn: Callable[[str], None]
@@ -114,7 +117,7 @@ def local_fill(job: FillJob, check: bool = True) -> Filled:
     if runner.note:
         log.info("%s", runner.note)
     return Filled(run_chunks(job.source, job.plan, runner, job.head, job.writers, job.on_progress, job.is_cancelled,
-                             job.warn, rows=job.band, check=check))
+                             job.warn, rows=job.band, check=check, columns=job.columns))
 
 
 def execute(model: Model | str | os.PathLike[str], input_path: str, output_path: str,
@@ -157,10 +160,12 @@ def execute(model: Model | str | os.PathLike[str], input_path: str, output_path:
     head = make_head(card, plan.output_channels)
     targets = head.targets(output_path, conf)
     band = band_rows(options.rows, output, card.output.median_filter, "the output")
-    written = output if band is None else Window(output.x, band[0], output.w, band[1] - band[0])
+    cols = band_columns(options.columns, plan, card.output.median_filter, "the output")
+    written = Window(output.x + (cols[0] if cols else 0), band[0] if band else output.y,
+                     cols[1] - cols[0] if cols else output.w, band[1] - band[0] if band else output.h)
     _space_warning(targets, written, warnings)
     origin = transform(written, source.geotransform)
-    total = tile_count(plan, source.window, band)
+    total = tile_count(plan, source.window, band, cols)
     log.info("%s on %s: %d tiles of %dx%d px, overlap %d, batch %d, %s", card.name,
              os.path.basename(input_path), total, plan.tile_in[1], plan.tile_in[0], plan.overlap, plan.batch,
              model.provider)
@@ -174,8 +179,8 @@ def execute(model: Model | str | os.PathLike[str], input_path: str, output_path:
             with ExitStack() as stack:
                 writers = [stack.enter_context(RasterWriter(stage, t, written.w, written.h, origin,
                                                             source.projection)) for t in targets]
-                filled = fill(FillJob(model, input_path, options, source, plan, head, writers, band, on_progress,
-                                      is_cancelled, lambda message: _warn(warnings, message)))
+                filled = fill(FillJob(model, input_path, options, source, plan, head, writers, band, cols,
+                                      on_progress, is_cancelled, lambda message: _warn(warnings, message)))
                 if not filled.counts.valid:
                     _warn(warnings, f"Every pixel of '{os.path.basename(input_path)}' "
                                     f"{'in the extent ' if options.extent else ''}is nodata (or masked), so the "

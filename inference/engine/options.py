@@ -41,6 +41,9 @@ class RunOptions:
     # Only these rows (r0, r1) of the output window, written as a raster of that height at their place: a band of
     # a run cut into blocks (a cluster), equal to the same rows of the whole run. None: all rows.
     rows: tuple[int, int] | None = None
+    # Only these columns (c0, c1) of the output window, whole column chunks of the plan (chunk_width): a block of a
+    # run cut into blocks, equal to the same columns of the whole run. None: all columns.
+    columns: tuple[int, int] | None = None
     # A Dask cluster that computes the run in bands of rows (cluster/): 'local' or 'local:N' (N worker processes on
     # this machine), a scheduler address ('tcp://host:8786'), or a scheduler file ('scheduler.json'). None: here.
     cluster: str | None = None

@@ -50,11 +50,12 @@ class Counts:
         self.non_finite += other.non_finite
 
 
-def tile_count(plan: Plan, raster: Window, rows: tuple[int, int] | None = None) -> int:
+def tile_count(plan: Plan, raster: Window, rows: tuple[int, int] | None = None,
+               columns: tuple[int, int] | None = None) -> int:
     """The tiles of a run over `raster` (the source's whole window), every chunk together; with `rows`, those of
-    that band of rows."""
+    that band of rows; with `columns`, those of the column chunks there."""
     total = 0
-    for chunk in plan.chunks():
+    for chunk in chunks_in(plan, columns):
         grid = plan.grid(plan.processing_window(chunk, raster))
         total += len(grid.cols) * len(band_tile_rows(grid, plan.processing_window(chunk, raster), rows))
     return total
@@ -85,29 +86,59 @@ def band_rows(rows: tuple[int, int] | None, output: Window, median_filter: int,
     r0, r1 = int(rows[0]), int(rows[1])
     if not 0 <= r0 < r1 <= output.h:
         raise InputError(f"Rows {r0}-{r1} are not a band of {what}'s {output.h} rows.")
-    if median_filter > 1:
-        raise InputError("A model with a median filter needs its whole result: run it without rows, or filter the "
-                         "assembled bands afterwards.")
+    _whole_result(median_filter)
     return output.y + r0, output.y + r1
+
+
+def band_columns(columns: tuple[int, int] | None, plan: Plan, median_filter: int,
+                 what: str) -> tuple[int, int] | None:
+    """Columns (c0, c1) of the output window (RunOptions.columns), checked: whole column chunks of the plan (each
+    chunk is computed on its own in any run, so a part made of whole chunks equals those columns of the whole
+    run); None for all of them."""
+    if columns is None:
+        return None
+    c0, c1, width, step = int(columns[0]), int(columns[1]), plan.output.w, plan.chunk_width
+    if not 0 <= c0 < c1 <= width:
+        raise InputError(f"Columns {c0}-{c1} are not a part of {what}'s {width} columns.")
+    if c0 % step or (c1 % step and c1 != width):
+        raise InputError(f"Columns {c0}-{c1} do not fall on the run's column chunks of {step} px: start and end "
+                         f"at multiples of {step}, or at the last column ({width}).")
+    _whole_result(median_filter)
+    return c0, c1
+
+
+def _whole_result(median_filter: int) -> None:
+    if median_filter > 1:
+        raise InputError("A model with a median filter needs its whole result: run it without rows or columns, or "
+                         "filter the assembled parts afterwards.")
+
+
+def chunks_in(plan: Plan, columns: tuple[int, int] | None) -> list[Window]:
+    """The plan's column chunks, or those inside output columns `columns`."""
+    chunks = plan.chunks()
+    return chunks if columns is None else [c for c in chunks if columns[0] <= c.x - plan.output.x < columns[1]]
 
 
 def run_chunks(source: PixelSource, plan: Plan, runner: Runner, head: Head, writers: Sequence[RowWriter],
                on_progress: Progress, is_cancelled: Cancelled, warn: Callable[[str], None],
-               block: int = BLOCK, rows: tuple[int, int] | None = None, check: bool = True) -> Counts:
+               block: int = BLOCK, rows: tuple[int, int] | None = None, check: bool = True,
+               columns: tuple[int, int] | None = None) -> Counts:
     """Every column chunk of the plan's output into `writers` (one per target, whole rows of `block` at a time);
     progress from the tile count, cancellation polled on every batch. With `rows` (raster rows [r0, r1) inside
-    the output), only that band, into writers of its height. Returns the counts of valid and lost pixels, after
+    the output), only that band, into writers of its height; with `columns` (band_columns), only those column
+    chunks, into writers of their width. Returns the counts of valid and lost pixels, after
     the non-finite check (check_finite) unless `check` is False (a band whose caller checks the whole run)."""
     raster = Window(0, 0, source.width, source.height)
-    total, done = tile_count(plan, raster, rows), [0]
+    total, done = tile_count(plan, raster, rows, columns), [0]
 
     def tick(n: int) -> None:
         done[0] += n
         on_progress(min(done[0] / total, 1.0) if total else 1.0)
 
     counts = Counts()
-    for chunk in plan.chunks():
-        buffer = BlockRowBuffer(writers, chunk.x - plan.output.x, chunk.w, block)
+    left = plan.output.x + (columns[0] if columns else 0)  # the writers' first column
+    for chunk in chunks_in(plan, columns):
+        buffer = BlockRowBuffer(writers, chunk.x - left, chunk.w, block)
         process_chunk(source, plan, chunk, runner, head, buffer, tick, is_cancelled, counts, rows)
     counts.non_finite = runner.non_finite
     if check:

@@ -47,8 +47,10 @@ def _same_files(one: str | Path, two: str | Path, exact: bool = True) -> None:
 
 
 def _case(tmp_path: Path, name: str):
-    if name == "classes":  # decided where one tile covers, blended at the overlaps, with its confidence
-        return models.conv_segmenter(tmp_path / "m.onnx", classes=4, layers=3), RunOptions(tile_size=64), True
+    if name == "classes":  # decided where one tile covers, blended at the overlaps, with its confidence; tasks of
+        # rows x column chunks (chunks of 256 px, the smallest, make the 530 px wide raster 'wide')
+        return (models.conv_segmenter(tmp_path / "m.onnx", classes=4, layers=3),
+                RunOptions(tile_size=64, chunk_width=256), True)
     if name == "ramped":
         return models.conv_segmenter(tmp_path / "m.onnx", classes=3, layers=2), RunOptions(tile_size=64, overlap=20), True
     if name == "threshold+median":  # the median filter runs after the bands are put together
@@ -77,6 +79,8 @@ def test_a_cluster_run_writes_what_one_machine_writes(tmp_path: Path, cluster: s
     if confidence:
         _same_files(here.confidence_path, there.confidence_path, exact=False)
     assert "Dask cluster" in there.provider and "CPUExecutionProvider" in there.provider
+    if name == "classes":
+        assert there.provider.endswith(f"({5 * 3} tasks)")  # 5 bands of 256 rows x 3 chunks of 256 columns
     assert (there.valid_pixels, there.lost_pixels) == (here.valid_pixels, here.lost_pixels)
     assert Path(there.style_path or there.output_path).exists()
     a, b = gdal.Open(here.output_path), gdal.Open(there.output_path)

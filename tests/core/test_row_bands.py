@@ -76,3 +76,40 @@ def test_run_model_writes_a_band_at_its_place(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.concatenate(parts, axis=0), whole.ReadAsArray())
     with pytest.raises(InputError, match="not a band of the output's 300 rows"):
         run_model(model, str(raster), str(tmp_path / "bad.tif"), RunOptions(rows=(200, 301), **options))
+
+
+def test_run_model_writes_whole_column_chunks_at_their_place(tmp_path: Path) -> None:
+    """Blocks of rows x whole column chunks (what a cluster's workers write for a wide raster) put together are
+    the whole run's file; columns off the run's chunks, or with a median filter, are refused."""
+    from osgeo import gdal
+
+    from deepstrata.inference import run_model
+
+    array = rasters.smooth_random(3, 300, 700, seed=4).astype(np.float32)
+    raster = rasters.write_raster(tmp_path / "in.tif", array)
+    model = models.conv_segmenter(tmp_path / "seg.onnx", classes=4, layers=3)
+    options = {"tile_size": 64, "output_format": "gtiff", "chunk_width": 256}
+    run_model(model, str(raster), str(tmp_path / "whole.tif"), RunOptions(**options))
+    whole = gdal.Open(str(tmp_path / "whole.tif"))
+    gt = whole.GetGeoTransform()
+    rows = []
+    for r0, r1 in _bands(300, [120]):
+        parts = []
+        for c0, c1 in ((0, 256), (256, 512), (512, 700)):
+            path = tmp_path / f"block{r0}_{c0}.tif"
+            result = run_model(model, str(raster), str(path), RunOptions(rows=(r0, r1), columns=(c0, c1), **options))
+            assert (result.width, result.height) == (c1 - c0, r1 - r0)
+            ds = gdal.Open(str(path))
+            assert ds.GetGeoTransform() == pytest.approx((gt[0] + c0 * gt[1], gt[1], 0.0, gt[3] + r0 * gt[5], 0.0,
+                                                          gt[5]))
+            assert json.loads(ds.GetMetadataItem("DEEPSTRATA_PARAMETERS"))["columns"] == [c0, c1]
+            parts.append(ds.ReadAsArray())
+        rows.append(np.concatenate(parts, axis=1))
+    np.testing.assert_array_equal(np.concatenate(rows, axis=0), whole.ReadAsArray())
+    with pytest.raises(InputError, match="Columns 100-256 do not fall on the run's column chunks of 256 px"):
+        run_model(model, str(raster), str(tmp_path / "bad.tif"), RunOptions(columns=(100, 256), **options))
+    with pytest.raises(InputError, match="Columns 0-701 are not a part of the output's 700 columns"):
+        run_model(model, str(raster), str(tmp_path / "bad.tif"), RunOptions(columns=(0, 701), **options))
+    with pytest.raises(InputError, match="median filter needs its whole result"):
+        run_model(model, str(raster), str(tmp_path / "bad.tif"),
+                  RunOptions(columns=(0, 256), card=CardOverrides(median_filter=3), **options))

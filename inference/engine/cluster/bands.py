@@ -32,3 +32,12 @@ def band_height(height: int, width: int, tile: int, workers: int, rows: int | No
 def cut(r0: int, r1: int, step: int) -> list[tuple[int, int]]:
     """Rows [r0, r1) in bands of `step` rows (the last one shorter)."""
     return [(r, min(r + step, r1)) for r in range(r0, r1, step)]
+
+
+def column_groups(c0: int, c1: int, chunk_width: int) -> list[tuple[int, int]]:
+    """Output columns [c0, c1) as the tasks' column ranges: all of them when they span at most two of the plan's
+    column chunks, else one chunk each (a chunk is computed on its own in any run, so nothing is recomputed; a
+    100,000 px wide raster gives 25 tasks per band of rows instead of one band 100,000 px wide)."""
+    if c1 - c0 <= 2 * chunk_width:
+        return [(c0, c1)]
+    return [(c, min(c + chunk_width, c1)) for c in range(c0, c1, chunk_width)]

@@ -24,7 +24,7 @@ from ..progress import Cancelled, never_cancelled
 from ..targets import BLOCK
 from ..windows import Window
 from ..writer import human_size
-from .bands import band_height, cut
+from .bands import band_height, column_groups, cut
 from .connect import Connection, distributed, parse
 from .probe import judge, probe, versions
 from .worker import BandResult, ModelFiles, run_band
@@ -73,22 +73,28 @@ class ClusterFill:
         workers = self.connection.workers()
         input_path = shared_path(job.input_path) or job.input_path
         self._check(job, input_path)
-        output = job.plan.output
+        output, plan = job.plan.output, job.plan
         r0, r1 = (job.band[0] - output.y, job.band[1] - output.y) if job.band else (0, output.h)
+        c0, c1 = job.columns or (0, output.w)
+        groups = column_groups(c0, c1, plan.chunk_width)
         pixel_bytes = sum(w.target.bands * np.dtype(w.target.dtype).itemsize for w in job.writers)
-        step = band_height(r1 - r0, output.w, job.plan.tile_in[0], len(workers), self.rows, pixel_bytes)
-        bands = cut(r0, r1, step)
+        step = band_height(r1 - r0, groups[0][1] - groups[0][0], plan.tile_in[0], len(workers), self.rows,
+                           pixel_bytes)
+        blocks = [(b, g) for b in cut(r0, r1, step) for g in groups]
         raster = Window(0, 0, job.source.width, job.source.height)
-        tiles = {b: tile_count(job.plan, raster, (output.y + b[0], output.y + b[1])) for b in bands}
-        total, alone = sum(tiles.values()), tile_count(job.plan, raster, job.band)
-        log.info("On %s: %d tasks of up to %d rows, %d tiles (%d on one machine; bands recompute the tiles "
-                 "they share)", self.address.label, len(bands), step, total, alone)
+        tiles = {k: tile_count(plan, raster, (output.y + k[0][0], output.y + k[0][1]), k[1]) for k in blocks}
+        total, alone = sum(tiles.values()), tile_count(plan, raster, job.band, job.columns)
+        log.info("On %s: %d tasks of up to %d rows x %d columns, %d tiles (%d on one machine; bands of rows "
+                 "recompute the tiles they share)", self.address.label, len(blocks), step, groups[0][1] - groups[0][0],
+                 total, alone)
         client = self.connection.client
         files = client.scatter(ModelFiles.of(job.model), broadcast=True)
         options = self._band_options(job, len(workers))
         token = uuid.uuid4().hex[:8]
-        futures = {client.submit(run_band, files, input_path, options, b, key=f"deepstrata-{token}-rows-{b[0]}-{b[1]}",
-                                 pure=False, resources=self._resources(job, workers)): b for b in bands}
+        futures = {client.submit(run_band, files, input_path, options, rows, cols, pure=False,
+                                 key=f"deepstrata-{token}-rows-{rows[0]}-{rows[1]}-columns-{cols[0]}-{cols[1]}",
+                                 resources=self._resources(job.options.device, workers)): (rows, cols)
+                   for rows, cols in blocks}
         self.tasks += len(futures)
         counts, providers, done = Counts(), Counter[str](), 0
         pending = set(futures)
@@ -98,8 +104,8 @@ class ClusterFill:
                     raise CancelledError()
                 finished, pending = self._wait(pending)
                 for future in finished:
-                    band = self._result(future, futures[future])
-                    _write(band, job, r0 if job.band else 0)
+                    band = self._result(future, futures[future][0])
+                    _write(band, job, r0 if job.band else 0, c0 if job.columns else 0)
                     counts.add(Counts(band.valid, band.lost, band.non_finite))
                     providers[band.provider] += 1
                     self.peak_rss[band.worker] = max(self.peak_rss.get(band.worker, 0), band.peak_rss)
@@ -111,7 +117,7 @@ class ClusterFill:
                 future.cancel()
         check_finite(job.model.path, counts, job.warn)
         log.info("Workers' peak memory: %s", ", ".join(f"{w} {human_size(m)}" for w, m in sorted(self.peak_rss.items())))
-        return Filled(counts, _providers(providers, len(bands)))
+        return Filled(counts, _providers(providers, len(blocks)))
 
     def _check(self, job: FillJob, input_path: str) -> None:
         """Every worker runs this DeepStrata and can open the run's files; else ClusterError naming which."""
@@ -143,9 +149,9 @@ class ClusterFill:
         return replace(job.options, card=card, threads=threads, valid_mask=shared_path(job.options.valid_mask))
 
     @staticmethod
-    def _resources(job: FillJob, workers: dict[str, dict[str, Any]]) -> dict[str, int] | None:
+    def _resources(device: str, workers: dict[str, dict[str, Any]]) -> dict[str, int] | None:
         """A run asking for a GPU goes to the workers that declare one (dask worker --resources GPU=1), if any."""
-        if job.options.device in GPU_DEVICES and any(w.get("resources", {}).get("GPU") for w in workers.values()):
+        if device in GPU_DEVICES and any(w.get("resources", {}).get("GPU") for w in workers.values()):
             return {"GPU": 1}
         return None
 
@@ -201,8 +207,9 @@ def _providers(used: Counter[str], tasks: int) -> str:
     return "a Dask cluster: " + ", ".join(f"{name} ({count} of {tasks} tasks)" for name, count in used.most_common())
 
 
-def _write(band: BandResult, job: FillJob, top: int) -> None:
-    """The band's GeoTIFFs into the run's writers at its rows (`top`: the output row of the writers' first)."""
+def _write(band: BandResult, job: FillJob, top: int, left: int) -> None:
+    """The band's GeoTIFFs into the run's writers at its rows and columns (`top`, `left`: the output row and
+    column of the writers' first)."""
     for k, (data, writer) in enumerate(zip(band.outputs, job.writers)):
         name = f"/vsimem/deepstrata-band-{uuid.uuid4().hex}-{k}.tif"
         gdal.FileFromMemBuffer(name, data)
@@ -210,7 +217,7 @@ def _write(band: BandResult, job: FillJob, top: int) -> None:
             ds = gdal.Open(name)
             for y in range(0, ds.RasterYSize, BLOCK):
                 array = ds.ReadAsArray(0, y, ds.RasterXSize, min(BLOCK, ds.RasterYSize - y))
-                writer.write(0, band.rows[0] - top + y, array if array.ndim == 3 else array[None])
+                writer.write(band.columns[0] - left, band.rows[0] - top + y, array if array.ndim == 3 else array[None])
             ds = None
         finally:
             gdal.Unlink(name)

@@ -59,6 +59,7 @@ class BandResult:
     """A band's outputs (GeoTIFF bytes per target) and what running it found, for the client."""
 
     rows: tuple[int, int]
+    columns: tuple[int, int]
     outputs: list[bytes] = field(default_factory=list, repr=False)
     valid: int = 0
     lost: int = 0
@@ -121,15 +122,17 @@ def worker_model(files: ModelFiles, device: str, threads: int, overrides: CardOv
     return cache[key]
 
 
-def run_band(files: ModelFiles, input_path: str, options: RunOptions, rows: tuple[int, int]) -> BandResult:
-    """Rows `rows` (of the output window) of the run `options` asks, on this worker: its outputs' bytes."""
-    result = BandResult(rows, worker=_worker_name())
+def run_band(files: ModelFiles, input_path: str, options: RunOptions, rows: tuple[int, int],
+             columns: tuple[int, int]) -> BandResult:
+    """Rows `rows` x columns `columns` (of the output window) of the run `options` asks, on this worker: its
+    outputs' bytes."""
+    result = BandResult(rows, columns, worker=_worker_name())
     try:
         model = worker_model(files, options.device, options.threads, options.card)
         with tempfile.TemporaryDirectory(prefix="deepstrata-band-", dir=_scratch()) as folder:
             out = os.path.join(folder, "output.tif")
             conf = os.path.join(folder, "confidence.tif") if options.confidence_path else None
-            band = replace(options, rows=rows, cluster=None, cluster_rows=None, output_format="gtiff",
+            band = replace(options, rows=rows, columns=columns, cluster=None, cluster_rows=None, output_format="gtiff",
                            confidence_path=conf, labels={})
             run = execute(model, input_path, out, band, fill=lambda job: local_fill(job, check=False))
             result.outputs = [Path(p).read_bytes() for p in (run.output_path, run.confidence_path) if p]
