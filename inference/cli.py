@@ -22,6 +22,7 @@ from .engine.errors import CancelledError, DeepStrataError, InputError
 from .engine.geotiff import FORMATS
 from .engine.model import load_model, model_info
 from .engine.options import RunOptions
+from .engine.progress import telling
 from .engine.providers import DEVICES, available_providers
 from .engine.run import run_model
 
@@ -29,25 +30,49 @@ LABELS = {"output": "--output", "confidence": "--confidence"}
 
 
 class ProgressBar:
-    """A one-line text progress bar on a terminal; occasional percentages otherwise."""
+    """A one-line text progress bar on a terminal, with what the run does now; occasional percentages otherwise.
+    The run's notes (scale, resampling, tiles) are printed on lines of their own (`tell`)."""
 
     def __init__(self, stream: TextIO, width: int = 30) -> None:
         self.stream, self.width = stream, width
         self.tty = stream.isatty()
         self.last = -1
         self.start = time.perf_counter()
+        self.doing = ""
 
     def __call__(self, fraction: float) -> None:
         percent = int(fraction * 100)
         if percent == self.last or (not self.tty and percent % 10 and percent != 100):
             return
         self.last = percent
+        self._draw(fraction)
+
+    def _draw(self, fraction: float) -> None:
         filled = int(self.width * fraction)
-        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {percent:3d}%  {time.perf_counter() - self.start:5.1f}s"
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        if self.tty and percent == 100:
+        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {int(fraction * 100):3d}%  "
+                f"{time.perf_counter() - self.start:5.1f}s  {self.doing[:40]}").rstrip()
+        self.stream.write(("\r\033[K" + line) if self.tty else line + "\n")
+        if self.tty and fraction >= 1:
             self.stream.write("\n")
         self.stream.flush()
+
+    def tell(self, kind: str, text: str) -> None:
+        """The engine's listener (progress.telling): notes on their own line, stages beside the bar."""
+        if kind == "note":
+            self.stream.write(("\r\033[K" if self.tty and 0 <= self.last < 100 else "") + text + "\n")
+            if self.tty and 0 <= self.last < 100:
+                self._draw(self.last / 100)
+            self.stream.flush()
+        elif self.doing != text:
+            self.doing = text
+            if self.tty and 0 <= self.last < 100:
+                self._draw(self.last / 100)
+
+
+def _print_note(kind: str, text: str) -> None:
+    """The listener of a --quiet run: the notes only."""
+    if kind == "note":
+        print(text, file=sys.stderr)
 
 
 class Signals:
@@ -172,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, signals: Signals) -> int:
-    from .workflows.resample import run_at_model_resolution, start_notes
+    from .workflows.resample import run_at_model_resolution
 
     overrides = CardOverrides(args.task, args.classes, args.threshold, args.median)
     options = RunOptions(bands=args.bands, extent=args.extent, device=args.device, tile_size=args.tile_size,
@@ -184,12 +209,11 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
         raise InputError("--dask-rows cuts a run into Dask tasks: give --dask too (e.g. --dask local:2).")
     progress = None if args.quiet else ProgressBar(sys.stderr)
     model = load_model(args.model, args.device, args.threads, overrides=overrides)
-    if args.pixel_size == "model":
-        for note in start_notes(model, args.input, options):
-            print(note, file=sys.stderr)
-        result = run_at_model_resolution(model, args.input, args.output, options, progress, signals).result
-    else:
-        result = run_model(model, args.input, args.output, options, on_progress=progress, is_cancelled=signals)
+    with telling(progress.tell if progress else _print_note):
+        if args.pixel_size == "model":
+            result = run_at_model_resolution(model, args.input, args.output, options, progress, signals).result
+        else:
+            result = run_model(model, args.input, args.output, options, on_progress=progress, is_cancelled=signals)
     print(f"Wrote {result.output_path} ({result.width}x{result.height} px, {result.task}) in "
           f"{result.seconds:.1f} s: {result.tiles} tiles of {result.tile_size} px, overlap {result.overlap}, "
           f"batch {result.batch_size}, on {result.provider}")

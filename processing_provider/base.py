@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
-from contextlib import contextmanager
+import time
+from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 from qgis.core import (
@@ -69,14 +71,21 @@ def engine_errors() -> Iterator[None]:
 class FeedbackAdapter:
     """The engine's plain callables and log records, routed to a QgsProcessingFeedback.
 
-    Used as a context manager, it also forwards warnings the engine logs from this thread while it runs, so
-    they appear in the algorithm log as they happen; `warnings()` pushes the ones not seen yet.
+    Used as a context manager, it also forwards what the engine says from this thread while it runs, as it
+    happens: its warnings (logged) to the log, its notes (scale, resampling, tile count) to the log, and what it
+    does now as the progress text (engine/progress.py); `warnings()` pushes the warnings not seen yet.
     """
+
+    # QGIS's dialog writes every progress text into its log too: a text that differs from the last one shown only
+    # in its numbers ("Tile 37 of 120" after "Tile 12 of 120") is shown at most every STAGE_SECONDS; others at once.
+    STAGE_SECONDS = 5.0
 
     def __init__(self, feedback: QgsProcessingFeedback | None) -> None:
         self.feedback = feedback if feedback is not None else QgsProcessingFeedback()
         self._seen: set[str] = set()
         self._handler: _FeedbackLogHandler | None = None
+        self._stack = ExitStack()
+        self._stage = ("", 0.0)  # the last progress text shown, without its numbers, and when
 
     def on_progress(self, fraction: float) -> None:
         self.feedback.setProgress(100.0 * min(1.0, max(0.0, float(fraction))))
@@ -97,12 +106,31 @@ class FeedbackAdapter:
         for message in messages:
             self.warning(message)
 
+    def doing(self, text: str) -> None:
+        """The progress text: what the run does now."""
+        kind, now = re.sub(r"\d+", "#", text), time.monotonic()
+        if kind == self._stage[0] and now - self._stage[1] < self.STAGE_SECONDS:
+            return
+        self._stage = (kind, now)
+        self.feedback.setProgressText(text)
+
+    def told(self, kind: str, text: str) -> None:
+        """The engine's listener (progress.telling): notes to the log, stages as the progress text."""
+        if kind == "note":
+            self.info(text)
+        else:
+            self.doing(text)
+
     def __enter__(self) -> "FeedbackAdapter":
+        from ..inference.engine.progress import telling
+
         self._handler = _FeedbackLogHandler(self)
         logging.getLogger(ENGINE_LOGGER).addHandler(self._handler)
+        self._stack.enter_context(telling(self.told))
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stack.close()
         if self._handler is not None:
             logging.getLogger(ENGINE_LOGGER).removeHandler(self._handler)
             self._handler = None

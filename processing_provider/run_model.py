@@ -197,11 +197,8 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
             with Staging(report.is_cancelled, self.parameters_for_provenance(parameters),
                          self.output_format(parameters, context)) as stage:
                 if at_model_size:
-                    done = run_at_model_resolution(model, input_path, outputs[self.OUTPUT], options,
-                                                   report.on_progress, report.is_cancelled, staging=stage)
-                    if done.plan is not None:
-                        report.info(done.plan.reason)
-                    result = done.result
+                    result = run_at_model_resolution(model, input_path, outputs[self.OUTPUT], options,
+                                                     report.on_progress, report.is_cancelled, staging=stage).result
                 else:
                     result = run_model(model, input_path, outputs[self.OUTPUT], options,
                                        on_progress=report.on_progress, is_cancelled=report.is_cancelled,

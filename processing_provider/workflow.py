@@ -167,14 +167,12 @@ class WorkflowAlgorithm(DeepStrataAlgorithm):
 
     def run_engine(self, run: Run, output: str, options: "RunOptions", staging: "Staging") -> "ResampledRun":
         """Run the model at its own pixel size (resampling the input there and the outputs back if needed)."""
-        from ..inference.workflows.resample import run_at_model_resolution, start_notes
+        from ..inference.workflows.resample import run_at_model_resolution
 
         options.device = run.device
         options.cluster = run.cluster
         options.labels = {"output": run.outputs.labels.get("OUTPUT", "OUTPUT"),
                           "confidence": run.outputs.labels.get("CONFIDENCE", "CONFIDENCE")}
-        for note in start_notes(run.model, run.path, options):  # the scale and any resampling, before the wait
-            run.report.info(note)
         done = run_at_model_resolution(run.model, run.path, output, options, on_progress=run.report.on_progress,
                                        is_cancelled=run.report.is_cancelled, staging=staging)
         run.report.warnings(done.result.warnings)

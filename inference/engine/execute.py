@@ -14,6 +14,7 @@ import numpy as np
 
 from .batches import Runner
 from .destinations import Destination, check_destinations
+from .domain import domain_warnings
 from .georef import ground_pixel_size, mean_pixel_size
 from .heads import Head, make_head
 from .median import filter_raster
@@ -21,7 +22,7 @@ from .model import CLASS_TASKS, Model, load_model
 from .options import RunOptions, RunResult
 from .pipeline import Counts, band_columns, band_rows, run_chunks, set_scale, tile_count
 from .plan import Plan, make_plan
-from .progress import Cancelled, Progress, never_cancelled, no_progress
+from .progress import Cancelled, Progress, doing, never_cancelled, no_progress, note
 from .raster import RasterSource, extent_to_window, input_reads, map_bands, open_mask, open_raster
 from .staging import Staging, staged
 from .strips import input_rescaling
@@ -37,16 +38,25 @@ def _warn(warnings: list[str], message: str) -> None:
     log.warning(message)
 
 
-def _input_warnings(source: RasterSource, model: Model, warnings: list[str]) -> None:
-    name = os.path.basename(source.path)
+def input_name(input_path: str, options: RunOptions) -> str:
+    """How messages name the input: "'dem.tif'", or the caller's name for it (options.labels["input"]: the user's
+    raster where the run reads a resampled copy of it)."""
+    return options.labels.get("input") or f"'{os.path.basename(input_path)}'"
+
+
+def _input_warnings(source: RasterSource, model: Model, warnings: list[str], name: str, domain: bool) -> None:
+    """No CRS, a pixel size far from the model's and, with `domain`, the input outside the model's training
+    domain (domain.py)."""
     if not source.projection:
-        _warn(warnings, f"'{name}' has no CRS: the output is written without one. Assign the layer's CRS "
+        _warn(warnings, f"{name} has no CRS: the output is written without one. Assign the layer's CRS "
                         "(Layer Properties > Source, or gdal_edit.py -a_srs) to georeference it.")
     trained = model.card.input.pixel_size_m
     actual = mean_pixel_size(source.dataset)
     if trained and actual and not 0.5 <= actual / trained <= 2.0:
-        _warn(warnings, f"'{name}' has about {actual:.3g} m pixels but the model was trained at {trained:g} m; "
+        _warn(warnings, f"{name} has about {actual:.3g} m pixels but the model was trained at {trained:g} m; "
                         "results may be poor. Resample the raster to the model's resolution first.")
+    for message in domain_warnings(source, model.card, name) if domain else []:
+        _warn(warnings, message)
 
 
 def _space_warning(targets: list[RasterTarget], output: Window, warnings: list[str]) -> None:
@@ -115,7 +125,7 @@ def local_fill(job: FillJob, check: bool = True) -> Filled:
     """The tiles computed here, on the model's own session; `check`: the non-finite check over this run."""
     runner = Runner(job.model, job.plan, job.head, decide=len(job.writers) == 1)
     if runner.note:
-        log.info("%s", runner.note)
+        note(log, runner.note)
     return Filled(run_chunks(job.source, job.plan, runner, job.head, job.writers, job.on_progress, job.is_cancelled,
                              job.warn, rows=job.band, check=check, columns=job.columns))
 
@@ -149,12 +159,16 @@ def execute(model: Model | str | os.PathLike[str], input_path: str, output_path:
     if options.confidence_path and not conf:
         _warn(warnings, f"A confidence raster is only written for class outputs; a {card.task} model "
                         "has none, so it is skipped.")
+    name = input_name(input_path, options)
+    doing(f"Reading {name}")
     scale, offset = input_rescaling(options.input_scale, options.input_offset, card) or (None, None)
     source = RasterSource(input_path, ds, map_bands(ds, card, options.bands, input_path), scale, offset,
                           open_mask(options.valid_mask, ds, input_path) if options.valid_mask else None)
-    _input_warnings(source, model, warnings)
+    _input_warnings(source, model, warnings, name, not options.resampled_copy)
     scale_note = set_scale(model, ground_pixel_size(ds) if model.card.input.scale else None, options.search_m,
-                           f"'{os.path.basename(input_path)}'")
+                           name)
+    if scale_note and not options.resampled_copy:
+        note(log, scale_note)
     output = extent_to_window(ds, options.extent, input_path) if options.extent else source.window
     plan = make_plan(model, output, options, lambda message: _warn(warnings, message))
     head = make_head(card, plan.output_channels)
@@ -166,9 +180,8 @@ def execute(model: Model | str | os.PathLike[str], input_path: str, output_path:
     _space_warning(targets, written, warnings)
     origin = transform(written, source.geotransform)
     total = tile_count(plan, source.window, band, cols)
-    log.info("%s on %s: %d tiles of %dx%d px, overlap %d, batch %d, %s", card.name,
-             os.path.basename(input_path), total, plan.tile_in[1], plan.tile_in[0], plan.overlap, plan.batch,
-             model.provider)
+    note(log, f"{card.name} on {name}: {total} tiles of {plan.tile_in[1]}x{plan.tile_in[0]} px, overlap "
+              f"{plan.overlap}, batch {plan.batch}, {model.provider}")
     try:
         with staged(staging, is_cancelled, options.output_format) as stage:
             stage.model = (card.name, card.version, model.sha256)
@@ -182,7 +195,7 @@ def execute(model: Model | str | os.PathLike[str], input_path: str, output_path:
                 filled = fill(FillJob(model, input_path, options, source, plan, head, writers, band, cols,
                                       on_progress, is_cancelled, lambda message: _warn(warnings, message)))
                 if not filled.counts.valid:
-                    _warn(warnings, f"Every pixel of '{os.path.basename(input_path)}' "
+                    _warn(warnings, f"Every pixel of {name} "
                                     f"{'in the extent ' if options.extent else ''}is nodata (or masked), so the "
                                     "output holds only nodata. Check the layer's nodata value (Layer Properties > "
                                     "Transparency), the extent, or choose the raster that holds the data.")

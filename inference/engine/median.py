@@ -7,7 +7,7 @@ from osgeo import gdal
 
 from .class_median import median_block
 from .errors import CancelledError
-from .progress import Cancelled, never_cancelled
+from .progress import Cancelled, doing, never_cancelled
 from .staging import Staging
 from .windows import block_windows
 from .writer import BLOCK, RasterTarget, RasterWriter
@@ -19,6 +19,7 @@ CHUNK = 8 * BLOCK  # columns filtered at once
 def filter_raster(staging: Staging, target: RasterTarget, size: int, style: str | None,
                   is_cancelled: Cancelled | None = None) -> None:
     """Replace the staged class raster of `target` by its median filter of `size` (odd) pixels, every band."""
+    doing(f"Smoothing the classes (median filter of {size} x {size} pixels)")
     cancelled = is_cancelled or never_cancelled
     src = gdal.Open(staging.current(target.path))
     width, height, r = src.RasterXSize, src.RasterYSize, size // 2

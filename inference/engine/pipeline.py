@@ -22,7 +22,7 @@ from .heads import Head, make_head
 from .model import CLASS_TASKS, Model, load_model
 from .options import RunOptions
 from .plan import Plan, make_plan
-from .progress import Cancelled, Progress, never_cancelled, no_progress
+from .progress import Cancelled, Progress, doing, never_cancelled, no_progress
 from .scale import terrain_scale
 from .stream import Prefetcher, StripAccumulator
 from .strips import ArraySource, PixelSource, input_rescaling
@@ -134,6 +134,7 @@ def run_chunks(source: PixelSource, plan: Plan, runner: Runner, head: Head, writ
     def tick(n: int) -> None:
         done[0] += n
         on_progress(min(done[0] / total, 1.0) if total else 1.0)
+        doing(f"Tile {min(done[0], total)} of {total}")
 
     counts = Counts()
     left = plan.output.x + (columns[0] if columns else 0)  # the writers' first column
@@ -256,7 +257,6 @@ def set_scale(model: Model, sizes: tuple[float, float] | None, search_m: float |
                          f"than the model reaches ({spec.max_cells:g}). Run it through the workflows (or "
                          "run_at_model_resolution), which average the DEM to coarser cells first.")
     model.scale = scale.feed()
-    log.info("%s", scale.describe())
     return scale.describe()
 
 

@@ -18,6 +18,7 @@ from osgeo import gdal
 from .card import ClassInfo
 from .errors import CancelledError, DiskFullError, OutputError
 from .geotiff import cog_options, cog_settings, colour_arguments, gtiff_options, overview_resampling
+from .progress import doing
 from .staging import Staging
 from .style import rgba
 from .targets import BLOCK as BLOCK, FLOAT_NODATA as FLOAT_NODATA, RasterTarget  # the first two for writers' users
@@ -261,6 +262,7 @@ class RasterWriter:
         resampling = overview_resampling(self.target.dtype, bool(self.target.band_classes))
         log.info("Writing '%s' as a Cloud-Optimized GeoTIFF (overviews: %s)", os.path.basename(final),
                  resampling.lower())
+        doing(f"Writing '{os.path.basename(final)}' as a Cloud-Optimized GeoTIFF with overviews")
 
         def callback(complete: float, message: object, data: object) -> int:
             return 0 if self.staging.is_cancelled() else 1

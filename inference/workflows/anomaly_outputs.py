@@ -18,7 +18,7 @@ from osgeo import gdal, ogr, osr
 from ..engine.card import ClassInfo
 from ..engine.destinations import Destination, Read, check_destinations
 from ..engine.errors import CancelledError, InputError
-from ..engine.progress import Cancelled, Progress, never_cancelled, no_progress
+from ..engine.progress import Cancelled, Progress, doing, never_cancelled, no_progress
 from ..engine.raster import band_validity, open_raster
 from ..engine.staging import Staging, staged
 from ..engine.style import anomaly_labels, paletted_qml, pseudocolor_qml
@@ -52,6 +52,7 @@ def write_mask(score_path: str, threshold: float, mask_path: str, staging: Stagi
     if not math.isfinite(threshold):
         raise InputError(f"The anomaly threshold must be a finite number, not {threshold}.")
     check_destinations([Destination(mask_path, "the anomaly mask")], [Read(score_path, "the anomaly score")])
+    doing(f"Writing the anomaly mask (score at least {threshold:.4g})")
     cancelled = is_cancelled or never_cancelled
     progress = on_progress or no_progress
     with staged(staging, cancelled) as stage:

@@ -11,7 +11,7 @@ from osgeo import gdal, ogr, osr
 
 from ..engine.card import ClassInfo
 from ..engine.errors import CancelledError
-from ..engine.progress import Cancelled
+from ..engine.progress import Cancelled, doing
 from ..engine.raster import band_validity, open_raster
 from ..engine.staging import Staging, staged
 from ..engine.vector_writer import VectorWriter
@@ -123,6 +123,7 @@ def class_statistics(path: str, classes: Sequence[ClassInfo] | None = None,
     ellipsoid; no CRS, NaN (callers show "n/a"). The raster is read block row by block row, so memory does not
     grow with its size.
     """
+    doing("Counting the pixels of each class")
     ds = open_raster(path)
     ds.GetGeoTransform()  # GDAL 3.6 GTiff loads the .aux.xml (category names) lazily: make sure it is read
     band = ds.GetRasterBand(1)

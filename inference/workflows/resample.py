@@ -19,11 +19,12 @@ from osgeo import gdal, osr
 
 from ..engine.card import ClassInfo
 from ..engine.destinations import Destination, Read, check_destinations
+from ..engine.domain import input_domain
 from ..engine.errors import CancelledError, InputError, OutputError
 from ..engine.georef import ground_pixel_size, mean_pixel_size, srs_of
 from ..engine.model import CLASS_TASKS, Model, load_model
 from ..engine.options import RunOptions, RunResult
-from ..engine.progress import Cancelled, Progress, never_cancelled, no_progress, part
+from ..engine.progress import Cancelled, Progress, doing, never_cancelled, no_progress, note, part
 from ..engine.provenance import KEYS as PROVENANCE_KEYS
 from ..engine.raster import RasterSource, extent_to_window, input_reads, open_raster
 from ..engine.run import run_model, run_parameters
@@ -338,24 +339,6 @@ def _prepare(model: Model, ds: gdal.Dataset, path: str, options: RunOptions, tol
     return options, plan, scale
 
 
-def start_notes(model: Model, input_path: str, options: RunOptions | None = None,
-                tolerance: float = 0.25) -> list[str]:
-    """What the user should know before the run starts: the scale of a terrain model, and any resampling.
-
-    Raises the errors the run would raise for the scale or the pixel size, before any work."""
-    options = options or RunOptions()
-    ds = open_raster(os.fspath(input_path))
-    try:
-        window = extent_to_window(ds, options.extent, input_path) if options.extent else None
-        _, plan, scale = _prepare(model, ds, os.fspath(input_path), options, tolerance, window)
-    finally:
-        ds = None
-    notes = [scale.describe()] if scale is not None else []
-    if plan is not None and scale is None:
-        notes.append(plan.reason)
-    return notes
-
-
 def _check_upsampling(plan: ResamplePlan | None, options: RunOptions, path: str) -> None:
     """Refuse to split each pixel into more than `options.max_upsampling` squared model pixels."""
     if plan is None:
@@ -397,17 +380,20 @@ def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: s
     try:
         window = extent_to_window(ds, options.extent, input_path) if options.extent else None
         options, plan, scale = _prepare(model, ds, input_path, options, tolerance, window)
-        if scale is not None:
-            log.info("%s", scale.describe())
         size = (window.w, window.h) if window else (ds.RasterXSize, ds.RasterYSize)
         reads = input_reads(ds, input_path) + model.reads
+        if plan is not None:  # said and checked here, on the user's raster; the run reads the resampled copy
+            note(log, scale.describe() if scale is not None else plan.reason)
+            real_name = f"'{os.path.basename(input_path)}'"
+            domain = input_domain(ds, input_path, model.card, options, real_name)
+            for message in domain:
+                log.warning("%s", message)
     finally:
         ds = None
     if plan is None:
         return ResampledRun(run_model(model, input_path, output_path, options, on_progress, is_cancelled,
                                       staging), None)
     started = time.perf_counter()
-    log.info("%s", plan.reason)
     labels = options.labels
     destinations = [Destination(output_path, labels.get("output", "the output"))]
     if options.confidence_path:
@@ -415,16 +401,16 @@ def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: s
     check_destinations(destinations, reads)
     with staged(staging, cancelled, options.output_format) as stage:
         scratch = stage.folder(output_path, "scratch")
+        doing(f"Resampling {real_name} to {plan.pixel_size_m:g} m")
         warped = warp_to_model_grid(input_path, plan, os.path.join(scratch, "input.tif"), cancelled,
                                     part(progress, 0.0, 0.1))
         conf = os.path.join(scratch, "confidence.tif") if options.confidence_path else None
         mask = _warp_mask(options.valid_mask, plan, os.path.join(scratch, "valid_mask.tif"))
         result = run_model(model, warped, os.path.join(scratch, "output.tif"),
-                           replace(options, extent=None, confidence_path=conf, valid_mask=mask, output_format="gtiff"),
+                           replace(options, extent=None, confidence_path=conf, valid_mask=mask, output_format="gtiff",
+                                   labels={**options.labels, "input": real_name}, resampled_copy=True),
                            part(progress, 0.1, 0.8), cancelled)
-        # the inner run's warnings name the scratch copy: say the user's raster instead
-        scratch_name, real_name = f"'{os.path.basename(warped)}'", f"'{os.path.basename(input_path)}'"
-        warnings = [w.replace(scratch_name, real_name) for w in result.warnings]
+        warnings = domain + result.warnings
         stage.model = (model.card.name, model.card.version, model.sha256)
         for key, value in run_parameters(input_path, options, result).items():
             stage.parameters.setdefault(key, value)
@@ -434,6 +420,7 @@ def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: s
         jobs = [(result.output_path, output_path, result.task in CLASS_TASKS, result.style_path)]
         if result.confidence_path and options.confidence_path:
             jobs.append((result.confidence_path, options.confidence_path, False, result.confidence_style_path))
+        doing(f"Bringing the results back to the grid of {real_name}")
         for k, (src, final, is_class, style) in enumerate(jobs):
             _warp_back(stage, src, input_path, final, is_class, window, result.bands, _style(style),
                        part(progress, 0.9 + 0.1 * k / len(jobs), 0.1 / len(jobs)), cancelled)

@@ -15,7 +15,7 @@ from osgeo import gdal, ogr, osr
 from ..engine.card import ClassInfo
 from ..engine.destinations import Destination, Read, check_destinations, parse_vector_destination
 from ..engine.errors import CancelledError, InputError, OutputError
-from ..engine.progress import Cancelled, Progress, never_cancelled, no_progress
+from ..engine.progress import Cancelled, Progress, doing, never_cancelled, no_progress
 from ..engine.raster import open_raster
 from ..engine.staging import Staging, staged
 from ..engine.vector_writer import VectorWriter
@@ -83,6 +83,7 @@ def write_polygons(band: gdal.Band, mask: gdal.Band | None, projection: str, out
     half of the progress, the attributes the second; a cancel (checked from GDAL's progress callback and on every
     feature) raises CancelledError and leaves no output.
     """
+    doing("Writing polygons")
     if connectedness not in (4, 8):
         raise InputError(f"Connectedness must be 4 or 8 (neighbouring pixels that join a patch), not "
                          f"{connectedness}.")

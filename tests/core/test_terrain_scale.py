@@ -15,7 +15,8 @@ from deepstrata.inference.engine.card import parse_card
 from deepstrata.inference.engine.errors import CardError
 from deepstrata.inference.engine.georef import ground_pixel_size
 from deepstrata.inference.engine.model import load_model
-from deepstrata.inference.workflows.resample import run_at_model_resolution, start_notes
+from deepstrata.inference.engine.progress import telling
+from deepstrata.inference.workflows.resample import run_at_model_resolution
 from ds_testing import models, rasters
 from ds_testing.graph import make_model, tensor_info
 
@@ -100,8 +101,10 @@ def test_geographic_dems_run_on_their_own_grid_with_ground_cell_sides(tmp_path):
     cell = 1 / 1200  # 3 arc-seconds, at 60 degrees north: east-west cells half the north-south ones
     dem = _dem(tmp_path / "geo.tif", cell=cell, epsg=4326, origin=(10.0, 60.0))
     out = tmp_path / "out.tif"
-    notes = start_notes(load_model(str(_probe(tmp_path / "probe.onnx", SCALE)), "cpu"), str(dem))
-    done = run_at_model_resolution(str(tmp_path / "probe.onnx"), str(dem), str(out), RunOptions(device="cpu"))
+    _probe(tmp_path / "probe.onnx", SCALE)
+    notes: list[str] = []
+    with telling(lambda kind, text: notes.append(text) if kind == "note" else None):
+        done = run_at_model_resolution(str(tmp_path / "probe.onnx"), str(dem), str(out), RunOptions(device="cpu"))
     assert done.plan is None  # no warp into UTM: the model takes the ground cell sides as they are
     ds = gdal.Open(str(dem))
     cx, cy = ground_pixel_size(ds)
@@ -109,17 +112,20 @@ def test_geographic_dems_run_on_their_own_grid_with_ground_cell_sides(tmp_path):
     assert 0.45 < cx / cy < 0.55
     bands = _bands(out)
     assert np.nanmax(np.abs(bands[1] - cx)) < 0.01 and np.nanmax(np.abs(bands[2] - cy)) < 0.01
-    assert notes == [f"Scale: search distance {5 * (cx + cy) / 2:.4g} m = 5 cells of {cx:.3g} x {cy:.3g} m."]
+    assert notes[0] == f"Scale: search distance {5 * (cx + cy) / 2:.4g} m = 5 cells of {cx:.3g} x {cy:.3g} m."
+    assert " on 'geo.tif': " in notes[1] and "tiles of" in notes[1]  # then the tile count
 
 
 def test_a_search_beyond_the_models_reach_averages_the_dem_to_coarser_cells(tmp_path):
     dem, probe = _dem(tmp_path / "dem.tif", hole=False), _probe(tmp_path / "probe.onnx", SCALE)
     out = tmp_path / "out.tif"
     options = RunOptions(device="cpu", search_m=480.0)  # 16 cells of 30 m; the model reaches 8
-    notes = start_notes(load_model(str(probe), "cpu"), str(dem), options)
-    assert notes == ["Scale: search distance 480 m = 16 cells of 30 m; the model reaches 8 cells, so the DEM is "
-                     "averaged to 60 m cells for it (2x coarser) and the results brought back to its grid."]
-    done = run_at_model_resolution(str(probe), str(dem), str(out), options)
+    notes: list[str] = []
+    with telling(lambda kind, text: notes.append(text) if kind == "note" else None):
+        done = run_at_model_resolution(str(probe), str(dem), str(out), options)
+    assert notes[0] == ("Scale: search distance 480 m = 16 cells of 30 m; the model reaches 8 cells, so the DEM "
+                        "is averaged to 60 m cells for it (2x coarser) and the results brought back to its grid.")
+    assert len(notes) == 2 and "tiles of" in notes[1]  # the copy's scale is not said again
     bands = _bands(out)
     assert bands.shape == (4, 30, 40)  # on the DEM's own grid
     assert np.nanmax(np.abs(bands[1:] - np.array([60.0, 60.0, 480.0])[:, None, None])) < 1e-3
