@@ -28,7 +28,7 @@ SAMPLE_SIDE = 128
 HIGHEST_M = 9000.0  # above Mount Everest: no DEM in metres holds it
 Z_FAR = 4.0  # a band whose median lies this many of the card's std from its mean is outside the training data
 # The DSM heuristic: on rasters of at most DSM_PIXEL_M pixels, buildings and trees make sharp steps of a few
-# metres from one cell to the next; bare-earth lidar DEMs are smooth at that scale. Measured (docs/workflows.md):
+# metres from one cell to the next; bare-earth lidar DEMs are smooth at that scale. Measured (docs/troubleshooting.md):
 # a 2.5 m lidar DSM of Edinburgh has 5.8 % of its cells with a second difference above 2 m, 2 m and 1 m lidar DEMs
 # 0.0 %. Above DSM_SHARE it warns; cliffs and quarries count too, hence a heuristic.
 DSM_PIXEL_M = 5.0

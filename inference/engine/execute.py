@@ -164,10 +164,10 @@ def execute(model: Model | str | os.PathLike[str], input_path: str, output_path:
     scale, offset = input_rescaling(options.input_scale, options.input_offset, card) or (None, None)
     source = RasterSource(input_path, ds, map_bands(ds, card, options.bands, input_path), scale, offset,
                           open_mask(options.valid_mask, ds, input_path) if options.valid_mask else None)
-    _input_warnings(source, model, warnings, name, not options.resampled_copy)
+    _input_warnings(source, model, warnings, name, not options.input_checked)
     scale_note = set_scale(model, ground_pixel_size(ds) if model.card.input.scale else None, options.search_m,
                            name)
-    if scale_note and not options.resampled_copy:
+    if scale_note and not options.input_checked:
         note(log, scale_note)
     output = extent_to_window(ds, options.extent, input_path) if options.extent else source.window
     plan = make_plan(model, output, options, lambda message: _warn(warnings, message))

@@ -53,9 +53,9 @@ class RunOptions:
     # {"output": "--output", ...} on the command line.
     # {"input": "'dem.tif'"} names the input in messages where the run reads a copy of it (a resampled raster).
     labels: Mapping[str, str] = field(default_factory=dict)
-    # The input is a copy of the user's raster resampled by run_at_model_resolution, which checked the user's raster
-    # against the model's domain (domain.py) and said the scale: neither is repeated on the copy.
-    resampled_copy: bool = False
+    # The caller has checked the input against the model's domain (domain.py) and said the scale: neither is done
+    # again (the run on a copy of the user's raster resampled by run_at_model_resolution; a cluster worker's band).
+    input_checked: bool = False
 
 
 @dataclass

@@ -408,7 +408,7 @@ def run_at_model_resolution(model: Model | str | os.PathLike[str], input_path: s
         mask = _warp_mask(options.valid_mask, plan, os.path.join(scratch, "valid_mask.tif"))
         result = run_model(model, warped, os.path.join(scratch, "output.tif"),
                            replace(options, extent=None, confidence_path=conf, valid_mask=mask, output_format="gtiff",
-                                   labels={**options.labels, "input": real_name}, resampled_copy=True),
+                                   labels={**options.labels, "input": real_name}, input_checked=True),
                            part(progress, 0.1, 0.8), cancelled)
         warnings = domain + result.warnings
         stage.model = (model.card.name, model.card.version, model.sha256)
