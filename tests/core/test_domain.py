@@ -4,6 +4,9 @@ bare-earth DEMs of ../shared/data/dem. Notes and stages reach the run's listener
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +194,19 @@ def test_a_resampled_run_says_why_and_warns_with_the_users_raster_once(tmp_path,
     assert len(feet_warnings) == 1 and feet_warnings[0].startswith("'feet_10m.tif' says")
     assert [r.getMessage() for r in caplog.records].count(feet_warnings[0]) == 1
     assert not any("input.tif" in r.getMessage() for r in caplog.records)
+
+
+def test_the_command_line_prints_the_notes_and_warnings_before_the_progress(tmp_path):
+    city = _dem(tmp_path / "city.tif", _with_buildings(_terrain(200)))
+    env = dict(os.environ, PYTHONPATH=":".join(sys.path))
+    done = subprocess.run([sys.executable, "-m", "deepstrata.inference", "run", "--model",
+                           str(MODELS / "landforms_geomorphon.onnx"), "--input", str(city), "--output",
+                           str(tmp_path / "o.tif")], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    warning = next(i for i, line in enumerate(lines) if line.startswith("warning: 'city.tif' looks like a surface"))
+    scale = lines.index("Scale: search distance 20 m = 10 cells of 2 m.")
+    tiles = next(i for i, line in enumerate(lines) if " on 'city.tif': " in line and "tiles of" in line)
+    first_bar = next(i for i, line in enumerate(lines) if line.startswith("["))
+    assert warning < scale < tiles < first_bar  # said before the wait, once
+    assert sum("looks like a surface" in line for line in lines) == 1
