@@ -20,6 +20,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
     QgsProcessingParameterString,
     QgsProject,
     QgsProviderRegistry,
@@ -27,34 +28,23 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from ..compat import ProcessingParameterFlag
-from ..support import PLUGIN_DIR, icon, onnxruntime_problem, tr
+from ..compat import ProcessingFileParameterBehavior, ProcessingParameterFlag
+from ..support import (BUNDLED_DEFAULT, DEFAULT_MODEL, DEFAULT_MODEL_NAME, bundled_model, default_model, icon,
+                       onnxruntime_problem, tr)
 from .reload import output_paths, reload_layers
 
-MODELS_DIR = PLUGIN_DIR / "resources" / "models"
+__all__ = ["bundled_model", "default_model"]  # the bundled models (support.py), for the algorithms
+MODEL_HELP = (f"A .onnx file with a DeepStrata model card (or Deepness metadata). Empty: the model bundled with "
+              f"the plugin, '{DEFAULT_MODEL_NAME}' ({DEFAULT_MODEL}: the ten geomorphon landforms at any pixel "
+              "size).")
 ENGINE_LOGGER = f"{__package__.rsplit('.', 1)[0]}.inference" if __package__ else "deepstrata.inference"
 
-DEFAULT_MODEL = "landforms_geomorphon.onnx"
 # The engine's device names (deepstrata.inference.DEVICES), listed here so that the parameters can be built
 # without importing the engine, in the order users pick them (auto, then cpu); a test checks the two agree.
 DEVICES = ("auto", "cpu", "cuda", "tensorrt", "directml", "coreml", "openvino")
 # The engine's output formats (deepstrata.inference.engine.geotiff.FORMATS) in the order of the OUTPUT_FORMAT choices.
 OUTPUT_FORMATS = ("cog", "gtiff")
 ADVANCED = ProcessingParameterFlag.Advanced
-
-
-def bundled_model(name: str) -> str | None:
-    """resources/models/<name> when it ships with the plugin."""
-    path = MODELS_DIR / name
-    return str(path) if path.is_file() else None
-
-
-def default_model() -> str | None:
-    """The bundled landform CNN; failing that the first bundled model (resources/models/*.onnx, by name)."""
-    if (MODELS_DIR / DEFAULT_MODEL).is_file():
-        return str(MODELS_DIR / DEFAULT_MODEL)
-    models = sorted(MODELS_DIR.glob("*.onnx")) if MODELS_DIR.is_dir() else []
-    return str(models[0]) if models else None
 
 
 @contextmanager
@@ -178,6 +168,15 @@ class DeepStrataAlgorithm(QgsProcessingAlgorithm):
     def helpUrl(self) -> str:  # noqa: N802 (QGIS API)
         return ""
 
+    def createCustomParametersWidget(self, parent=None):  # noqa: N802 (QGIS API)
+        """QGIS's algorithm dialog, sized to the parameters when shown (dialog.py); None where Processing's
+        dialogs are not available (then QGIS makes its own)."""
+        try:
+            from .dialog import FittedAlgorithmDialog
+        except ImportError:
+            return None
+        return FittedAlgorithmDialog(self, parent=parent)
+
     def canExecute(self) -> "tuple[bool, str]":  # noqa: N802 (QGIS API)
         problem = onnxruntime_problem()
         return (False, self.tr(problem)) if problem else (True, "")
@@ -267,6 +266,15 @@ class DeepStrataAlgorithm(QgsProcessingAlgorithm):
         ok, message = self.canExecute()
         if not ok:
             raise QgsProcessingException(message)
+
+
+def model_parameter(name: str = "MODEL") -> QgsProcessingParameterFile:
+    """An optional .onnx file whose empty value means the bundled model, named in its label (not a path, which
+    would be saved into models and scripts); `model_or_default` (support.py) resolves the value."""
+    parameter = QgsProcessingParameterFile(name, tr("ONNX model (empty: the bundled '{0}')").format(
+        DEFAULT_MODEL_NAME), behavior=ProcessingFileParameterBehavior.File, extension="onnx", optional=True)
+    parameter.setMetadata({BUNDLED_DEFAULT: DEFAULT_MODEL})  # dialog.py names it in the empty field
+    return parameter
 
 
 def gdal_path(layer: QgsRasterLayer) -> str:

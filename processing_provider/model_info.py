@@ -1,21 +1,18 @@
 """deepstrata:modelinfo: what a model expects and produces, read from its card."""
 from __future__ import annotations
 
-import html
-import os
-
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
 )
 
-from ..compat import ProcessingFileParameterBehavior
-from .base import DeepStrataAlgorithm, FeedbackAdapter, default_model, engine_errors
+from ..support import model_or_default
+from .base import MODEL_HELP, DeepStrataAlgorithm, FeedbackAdapter, engine_errors, model_parameter
 
 
 class ModelInfoAlgorithm(DeepStrataAlgorithm):
@@ -52,16 +49,15 @@ class ModelInfoAlgorithm(DeepStrataAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
-        model = QgsProcessingParameterFile(self.MODEL, self.tr("ONNX model"),
-                                           behavior=ProcessingFileParameterBehavior.File, extension="onnx",
-                                           defaultValue=default_model())
-        model.setHelp(self.tr("A .onnx file with a DeepStrata model card (or Deepness metadata)."))
-        self.addParameter(model)
+        self.add(model_parameter(self.MODEL), MODEL_HELP)
         report = QgsProcessingParameterFileDestination(self.OUTPUT_HTML, self.tr("HTML report"),
                                                        self.tr("HTML files (*.html)"), optional=True,
                                                        createByDefault=False)
         report.setHelp(self.tr("Optional: write the model card as an HTML page."))
-        self.addParameter(report)
+        # A plain file output, not the HTML output QGIS would make of it: that one has the dialog announce "HTML
+        # output has been generated" after every run, even when no report was asked for.
+        self.addParameter(report, createOutput=False)
+        self.addOutput(QgsProcessingOutputFile(self.OUTPUT_HTML, self.tr("HTML report")))
         for key, label in ((self.NAME, "Model name"), (self.TASK, "Task"),
                            (self.BANDS, "Input bands (channel order)"), (self.CLASSES, "Classes (value: name)"),
                            (self.PROVIDERS, "Execution providers available here"), (self.REPORT, "Report")):
@@ -72,10 +68,12 @@ class ModelInfoAlgorithm(DeepStrataAlgorithm):
                          feedback: QgsProcessingFeedback) -> dict:
         self.check_can_execute()
         from ..inference import available_providers, load_model
+        from ..inference.workflows.card_html import card_page
 
-        path = self.parameterAsFile(parameters, self.MODEL, context)
+        path = model_or_default(self.parameterAsFile(parameters, self.MODEL, context))
         if not path:
-            raise QgsProcessingException(self.tr("No model given: choose an .onnx file for 'ONNX model'."))
+            raise QgsProcessingException(self.tr("No model given and none is bundled: choose an .onnx file for "
+                                                 "'ONNX model'."))
         with FeedbackAdapter(feedback) as report, engine_errors():
             model = load_model(path)
             report.warnings(model.warnings)
@@ -98,28 +96,9 @@ class ModelInfoAlgorithm(DeepStrataAlgorithm):
         if html_path:
             try:
                 with open(html_path, "w", encoding="utf-8") as stream:
-                    stream.write(html_report(model, text))
+                    stream.write(card_page(model, providers))
             except OSError as exc:
                 raise QgsProcessingException(
                     f"Cannot write the HTML report '{html_path}': {exc.strerror}. Choose a writable folder.") from exc
             results[self.OUTPUT_HTML] = html_path
         return results
-
-
-def html_report(model, text: str) -> str:
-    """A self-contained page: the describe() text, a class legend with colour swatches, the card JSON."""
-    import json
-
-    card = model.card
-    rows = "".join(
-        f"<tr><td>{c.value}</td><td><span style='display:inline-block;width:1em;height:1em;"
-        f"background:{html.escape(c.color)};border:1px solid #444'></span></td><td>{html.escape(c.name)}</td>"
-        f"<td>{html.escape(c.description)}</td></tr>" for c in card.output.classes)
-    legend = (f"<h2>Classes</h2><table><tr><th>Value</th><th></th><th>Name</th><th>Description</th></tr>{rows}"
-              "</table>") if rows else ""
-    card_json = html.escape(json.dumps(card.to_dict(), indent=2))
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(card.name)}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;text-align:left}"
-            "pre{background:#f4f4f4;padding:1em}</style></head><body>"
-            f"<h1>{html.escape(card.name)}</h1><p>{html.escape(os.path.basename(model.path))}</p>"
-            f"<pre>{html.escape(text)}</pre>{legend}<h2>Model card</h2><pre>{card_json}</pre></body></html>")

@@ -1,6 +1,8 @@
 """Where the outputs of one run land in the Layers panel: together on top of the layer tree, in a group named after
 the run (unless the setting below turns grouping off), in an order that keeps each one in sight: polygons over the
-mask over the score or classes, visible, the legends expanded and titled with what they show.
+mask over the score or classes, visible, the legends expanded and titled with what they show. Inside the group a
+layer's name leaves out what the group's name says ("Landforms confidence", not "Landforms confidence - dem"), so
+it fits the panel; the full name is its title (tooltip) and in its metadata.
 
 QGIS inserts Processing results above the selected layer, one by one (in 3.22 in the order of their file names),
 so outputs of one run could land under an opaque layer or under one another. A post-processor (styling.py) calls
@@ -52,6 +54,8 @@ class RunLayers:
             return None
         parent = top(root)
         target = self._group(parent) if self.group else parent
+        if self.group:
+            shorten(layer, self.short(layer.name()))
         placed = node.clone()
         placed.setCustomProperty(RUN_PROPERTY, self.key)
         placed.setCustomProperty(RANK_PROPERTY, rank)
@@ -63,6 +67,13 @@ class RunLayers:
         if node.parent() is not None:
             node.parent().removeChildNode(node)
         return placed
+
+    def short(self, name: str) -> str:
+        """A layer's name inside the run's group, without what the group's name says already: "Landforms confidence
+        - dem" in the group "Landforms - dem" is "Landforms confidence"."""
+        _, sep, tail = self.name.rpartition(" - ")
+        end = sep + tail
+        return name[:-len(end)] if sep and name.endswith(end) and len(name) > len(end) else name
 
     def _group(self, root: QgsLayerTreeGroup) -> QgsLayerTreeGroup:
         """This run's group: found by its id (an earlier run of the same name keeps its own), else made on top."""
@@ -85,6 +96,20 @@ class RunLayers:
             if child.customProperty(RUN_PROPERTY) != key or int(child.customProperty(RANK_PROPERTY, 0)) < rank:
                 return index
         return len(children)
+
+
+def shorten(layer: QgsMapLayer, name: str) -> None:
+    """Rename `layer` to `name`, keeping its full name as its title (the Layers panel's tooltip) and in its
+    metadata (Layer Properties > Metadata)."""
+    full = layer.name()
+    if name == full:
+        return
+    metadata = layer.metadata()
+    metadata.setTitle(full)
+    layer.setMetadata(metadata)
+    server = layer.serverProperties() if hasattr(layer, "serverProperties") else None
+    (server if server is not None and hasattr(server, "setTitle") else layer).setTitle(full)
+    layer.setName(name)
 
 
 def top(root: QgsLayerTreeGroup) -> QgsLayerTreeGroup:

@@ -9,7 +9,6 @@ from qgis.core import (
     QgsProcessingParameterBand,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
-    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -17,10 +16,10 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from ..compat import ProcessingFileParameterBehavior, ProcessingNumberParameterType
-from ..support import tr
-from .base import (DEVICES, DeepStrataAlgorithm, FeedbackAdapter, default_model, engine_errors, load_reported,
-                   report_run)
+from ..compat import ProcessingNumberParameterType
+from ..support import model_or_default, tr
+from .base import (DEVICES, MODEL_HELP, DeepStrataAlgorithm, FeedbackAdapter, engine_errors, load_reported,
+                   model_parameter, report_run)
 from .outputs import resolve_outputs
 from .placement import RANK_CONFIDENCE, RANK_VALUES, RunLayers
 from .styling import style_on_load
@@ -90,12 +89,7 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
         self.add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster layer")),
                   "A raster layer read from a file by GDAL (GeoTIFF, VRT, ...).")
-        # Optional, falling back to the bundled model: qgis_process (3.22) ignores the default of a required file.
-        model = QgsProcessingParameterFile(self.MODEL, self.tr("ONNX model"),
-                                           behavior=ProcessingFileParameterBehavior.File, extension="onnx",
-                                           defaultValue=default_model(), optional=True)
-        self.add(model, "A .onnx file with a DeepStrata model card (or Deepness metadata). Empty: the model "
-                         "bundled with the plugin (landforms from a 30 m DEM).")
+        self.add(model_parameter(self.MODEL), MODEL_HELP)
         self.add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands in model channel order"), None, self.INPUT,
                                              optional=True, allowMultiple=True),
                   "One raster band per model input channel, in order. Empty: bands are matched by the card's "
@@ -174,7 +168,7 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
         from ..inference.workflows.resample import run_at_model_resolution
 
         layer, input_path = self.input_raster(parameters, context)
-        model_path = self.parameterAsFile(parameters, self.MODEL, context) or default_model()
+        model_path = model_or_default(self.parameterAsFile(parameters, self.MODEL, context))
         if not model_path:
             raise QgsProcessingException(self.tr("No model given and none is bundled: choose an .onnx file for "
                                                  "'ONNX model'."))
@@ -207,12 +201,13 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
         report_run(report, result)
         if result.classes:
             report.info("Classes: " + ", ".join(f"{c.value}: {c.name}" for c in result.classes))
-        title = f"{card.name} - {layer.name()}"
+        name = _short_name(card.name)
+        title = f"{name} - {layer.name()}"
         layers = RunLayers(title)
         style_on_load(context, result.output_path, result.style_path, title, layers, RANK_VALUES,
                       _legend_title(card))
         style_on_load(context, result.confidence_path, result.confidence_style_path,
-                      f"{card.name} confidence - {layer.name()}", layers, RANK_CONFIDENCE,
+                      f"{name} confidence - {layer.name()}", layers, RANK_CONFIDENCE,
                       self.tr("Confidence (probability of the class)"))
         return {self.OUTPUT: result.output_path, self.CONFIDENCE: result.confidence_path,
                 self.PROVIDER: result.provider}
@@ -229,3 +224,9 @@ class RunModelAlgorithm(DeepStrataAlgorithm):
 def _legend_title(card) -> str:
     """The heading of the output's legend in the Layers panel: what it shows, not "Band 1: class (Palette)"."""
     return tr("Anomaly score (robust z-score)") if card.task == "anomaly" else card.name
+
+
+def _short_name(name: str) -> str:
+    """A model's name for layer names, without the card's parenthesis: "Landforms from DEM (geomorphon network,
+    10 classes, any scale)" is "Landforms from DEM" (the legend is headed with the whole name)."""
+    return name.split(" (", 1)[0].strip() or name

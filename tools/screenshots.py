@@ -16,7 +16,8 @@ folder first on PATH (QGIS's embedded Python takes its home from the first `pyth
 Run inside QGIS (`--code`), it loads the bundled samples (copies in the scratch folder), a hillshade of the DEM
 and the Landsat scene as a natural-colour composite, runs Classify landforms, Map geology and Detect anomalies
 with processing.runAndLoadResults (so the algorithms' post-processors name and style the layers), grabs the
-toolbar, the Classify landforms dialog, each result with its legend, and the class statistics table, then quits.
+toolbar, the Classify landforms dialog, the Model info dialog, each result with its legend, and the class statistics
+table, then quits.
 A watchdog ends QGIS if anything hangs. Options: --out DIR (default docs/images), --keep (keep the scratch folder,
 with the log and inputs_*.png: the inputs alone, to read the results against).
 """
@@ -26,7 +27,6 @@ import os
 import sys
 
 SIZE = (1400, 900)  # main window
-DIALOG_SIZE = (1000, 780)
 WATCHDOG_S = 200  # inside QGIS, from the script's start
 STARTUP_S = 90  # for QGIS to start and run this script
 DEM = "bigtujunga_dem"
@@ -263,10 +263,20 @@ def inside_qgis() -> None:
 
     def open_dialog() -> int:
         dlg = processing.createAlgorithmDialog("deepstrata:classifylandforms", {"INPUT": layer(DEM)})
-        dlg.resize(*DIALOG_SIZE)
-        dlg.show()
+        dlg.show()  # it sizes itself to its parameters once shown
         dialog.append(dlg)
         return 1500
+
+    def open_model_info() -> int:
+        """The toolbar's Model info… as a user clicks it: the bundled model's card."""
+        dialog.append(qgis.utils.plugins["deepstrata"].toolbar.model_info())
+        return 1500
+
+    def grab_model_info() -> int:
+        dlg = dialog.pop()
+        save(dlg.grab(), "model_info.png")
+        dlg.close()
+        return 300
 
     def grab_dialog() -> int:
         dlg = dialog.pop()
@@ -324,7 +334,7 @@ def inside_qgis() -> None:
         return 100
 
     def open_statistics() -> int:
-        table = layer("Landforms statistics - " + DEM)
+        table = layer("Landforms statistics")
         if table is not None:
             dlg = iface.showAttributeTable(table)
             dlg.resize(720, 400)
@@ -345,7 +355,7 @@ def inside_qgis() -> None:
 
     def anomaly_zoom() -> QgsRectangle | None:
         """A third of the DEM around the patch with the highest peak score, where patches are big enough to see."""
-        patches, dem = layer("Anomalies - " + DEM), layer(DEM)
+        patches, dem = layer("Anomalies"), layer(DEM)
         if patches is None or dem is None or not patches.featureCount():
             return None
         top = max(patches.getFeatures(), key=lambda feature: feature["peak_score"] or 0)
@@ -370,10 +380,12 @@ def inside_qgis() -> None:
         QTimer.singleShot(5000, lambda: QgsApplication.exit(0))
         window.close()
 
-    landforms, geology = "Landforms - " + DEM, "Geology - " + SCENE
-    score, mask, patches = "Anomaly score - " + DEM, "Anomaly mask - " + DEM, "Anomalies - " + DEM
+    # inside each run's group ("Landforms - <DEM>") the layers' names leave the input out
+    landforms, geology = "Landforms", "Geology"
+    score, mask, patches = "Anomaly score", "Anomaly mask", "Anomalies"
     debug = os.path.join(work, "inputs_{}.png")  # what the results are read against; not for the docs
-    steps = [setup_window, load_inputs, toolbar_shots, tooltip_shot, open_dialog, grab_dialog,
+    steps = [setup_window, load_inputs, toolbar_shots, tooltip_shot, open_dialog, grab_dialog, open_model_info,
+             grab_model_info,
              lambda: show([SCENE], [], SCENE), lambda: save(window.grab(), debug.format("scene")),
              lambda: show(["Hillshade"], [], DEM), lambda: save(window.grab(), debug.format("hillshade")),
              run_landforms, lambda: show([landforms, "Hillshade"], [landforms], DEM),

@@ -6,16 +6,16 @@ from functools import partial
 from qgis.core import (QgsAnnotationLayer, QgsApplication, QgsMapLayer, QgsMeshLayer, QgsPluginLayer,
                        QgsPointCloudLayer, QgsProject, QgsRasterLayer, QgsVectorLayer, QgsVectorTileLayer)
 from qgis.PyQt import sip
-from qgis.PyQt.QtCore import QObject, QTimer
+from qgis.PyQt.QtCore import QObject, Qt, QTimer
 from qgis.PyQt.QtWidgets import QLabel
 
 from ..compat import QAction
 from ..support import icon, tr
 from .device import DeviceSummary, device_summary
 from .fit import ANOMALIES, GEOLOGY, LANDFORMS, LayerFacts, title, workflow_fit
+from .model_card import ModelCardDialog
 
 RUN_MODEL = "deepstrata:runmodel"
-MODEL_INFO = "deepstrata:modelinfo"
 FIT_ANOMALY = "deepstrata:fitanomaly"
 # workflow -> (Processing algorithm, icon, action object name), in toolbar order
 WORKFLOWS = {
@@ -197,10 +197,12 @@ class DeepStrataToolbar(QObject):
 
         processing.execAlgorithmDialog(FIT_ANOMALY, {"INPUT": layer})
 
-    def model_info(self) -> None:
-        import processing
-
-        processing.execAlgorithmDialog(MODEL_INFO, {})
+    def model_info(self) -> ModelCardDialog:
+        """Show the card of the bundled model (or of a model file picked there) at once, in a dialog of its own."""
+        dialog = ModelCardDialog(self.iface.mainWindow())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     def unload(self) -> None:
         if self._unloaded:

@@ -79,18 +79,18 @@ def test_empty_parameters_are_refused(algorithm: QgsProcessingAlgorithm):
                 if not p.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional and not p.isDestination()]
     # MODEL is optional where a bundled model is the fallback (qgis_process 3.22 ignores defaults of required files)
     assert set(required) == {"runmodel": {"INPUT", "DEVICE", "RESOLUTION", "TASK", "OUTPUT_FORMAT"},
-                             "modelinfo": {"MODEL"}, "classifylandforms": {"INPUT", "DEVICE", "OUTPUT_FORMAT"},
+                             "modelinfo": set(), "classifylandforms": {"INPUT", "DEVICE", "OUTPUT_FORMAT"},
                              "mapgeology": {"INPUT", "DEVICE", "PRESET", "OUTPUT_FORMAT"},
                              "detectanomalies": {"INPUT", "DEVICE", "PRESET", "MIN_AREA", "FIT", "THRESHOLD_MODE",
                                                  "FLAG_PERCENT", "OUTPUT_FORMAT"},
                              "fitanomaly": {"INPUT", "DEVICE", "MIN_AREA", "COMPONENTS"},
                              "dependencies": set()}[algorithm.name()]
-    # QGIS's behaviour, pinned per version: 3.22 refuses a missing required parameter even when it has a default
-    # (modelinfo's MODEL); 3.40 falls back to the default. Versions in between are not tested.
+    # QGIS's behaviour, pinned per version: 3.22 refuses a missing required parameter even when it has a default;
+    # 3.40 falls back to the default. Versions in between are not tested.
     if Qgis.QGIS_VERSION_INT >= 34000:
         required = [name for name in required if algorithm.parameterDefinition(name).defaultValue() is None]
     ok, message = algorithm.checkParameterValues({}, QgsProcessingContext())
-    if not required:  # modelinfo on 3.40: the bundled model
+    if not required:  # modelinfo: the bundled model
         assert ok, message
         return
     assert not ok

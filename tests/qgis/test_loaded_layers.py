@@ -65,17 +65,17 @@ def test_anomaly_outputs_load_on_top_in_a_group_polygons_over_mask_over_score(ds
                                      "OUTPUT_MASK": str(tmp_path / "mask.tif"),
                                      "OUTPUT_POLYGONS": str(tmp_path / "patches.gpkg")})
     root = scene.layerTreeRoot()
-    assert tree(root) == [("Anomalies - dem", ["Anomalies - dem", "Anomaly mask - dem", "Anomaly score - dem"]),
+    assert tree(root) == [("Anomalies - dem", ["Anomalies", "Anomaly mask", "Anomaly score"]),
                           "opaque cover", "dem"]
     group = root.children()[0]
     assert group.isExpanded() and group.isVisible()
     for node in group.children():
         assert node.isVisible() and node.isExpanded(), node.name()
 
-    score = legend(scene, "Anomaly score - dem")
+    score = legend(scene, "Anomaly score")
     assert score == ["Anomaly score (robust z-score)", "0 ordinary", "6.5 threshold: anomalous from here", "9.75",
                      "13 and above"]
-    assert legend(scene, "Anomaly mask - dem") == ["Anomaly mask (score at least 6.5)", "normal", "anomaly"]
+    assert legend(scene, "Anomaly mask") == ["Anomaly mask (score at least 6.5)", "normal", "anomaly"]
     assert legend(scene, "dem")[0] == "Band 1 (Gray)"  # the input is left as it was
 
 
@@ -85,15 +85,15 @@ def test_landform_legends_are_expanded_and_headed_with_what_they_show(ds_provide
                                        "VECTORIZE": str(tmp_path / "landforms.gpkg"),
                                        "STATISTICS": "TEMPORARY_OUTPUT"})
     root = scene.layerTreeRoot()
-    assert tree(root) == [("Landforms - dem", ["Landforms polygons - dem", "Landforms - dem",
-                                               "Landforms confidence - dem", "Landforms statistics - dem"]),
+    assert tree(root) == [("Landforms - dem", ["Landforms polygons", "Landforms", "Landforms confidence",
+                                               "Landforms statistics"]),
                           "opaque cover", "dem"]
-    assert legend(scene, "Landforms - dem") == ["Landforms", *GEOMORPHONS]
-    assert legend(scene, "Landforms confidence - dem") == ["Confidence (probability of the class)", "0 uncertain",
-                                                           "0.5", "1 certain"]
-    classes = root.findLayer(scene.mapLayersByName("Landforms - dem")[0].id())
+    assert legend(scene, "Landforms") == ["Landforms", *GEOMORPHONS]
+    assert legend(scene, "Landforms confidence") == ["Confidence (probability of the class)", "0 uncertain",
+                                                     "0.5", "1 certain"]
+    classes = root.findLayer(scene.mapLayersByName("Landforms")[0].id())
     assert classes.isExpanded()
-    polygons = scene.mapLayersByName("Landforms polygons - dem")[0]
+    polygons = scene.mapLayersByName("Landforms polygons")[0]
     assert isinstance(polygons, QgsVectorLayer) and polygons.renderer().type() == "categorizedSymbol"
 
 
@@ -109,14 +109,14 @@ def test_each_run_has_its_own_group_the_newest_on_top(ds_provider, dem_segmenter
     for name in ("first", "second"):
         run_and_load("runmodel", {"INPUT": "dem", "MODEL": str(dem_segmenter), "OUTPUT": str(tmp_path / f"{name}.tif"),
                                   "CONFIDENCE": str(tmp_path / f"{name}_confidence.tif")})
-    title = f"{DEM_MODEL_NAME} - dem"
-    layers = [title, f"{DEM_MODEL_NAME} confidence - dem"]
+    name = DEM_MODEL_NAME.split(" (")[0]  # layer names leave out the card's parenthesis; the legend has it all
+    layers = [name, f"{name} confidence"]
     root = scene.layerTreeRoot()
-    assert tree(root) == [(title, layers), (title, layers), "opaque cover", "dem"]
+    assert tree(root) == [(f"{name} - dem", layers), (f"{name} - dem", layers), "opaque cover", "dem"]
     newest = root.children()[0].children()[0].layer()
     assert newest.source().endswith("second.tif")
-    assert legend(scene, title)[0] == DEM_MODEL_NAME
-    assert [label for label in legend(scene, title)[1:]] == list(DEM_CLASSES)
+    assert legend(scene, name)[0] == DEM_MODEL_NAME
+    assert [label for label in legend(scene, name)[1:]] == list(DEM_CLASSES)
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
@@ -147,15 +147,15 @@ def test_the_grouping_setting_is_in_the_processing_options(ds_provider):
 def test_a_threshold_given_moves_the_ramp_and_its_legend_with_the_mask(ds_provider, scene, tmp_path):
     run_and_load("detectanomalies", {"INPUT": "dem", "THRESHOLD": 4.0, "OUTPUT": str(tmp_path / "score.tif"),
                                      "OUTPUT_MASK": str(tmp_path / "mask.tif")})
-    assert legend(scene, "Anomaly score - dem") == ["Anomaly score (robust z-score)", "0 ordinary",
-                                                    "4 threshold: anomalous from here", "6", "8 and above"]
-    assert legend(scene, "Anomaly mask - dem")[0] == "Anomaly mask (score at least 4)"
+    assert legend(scene, "Anomaly score") == ["Anomaly score (robust z-score)", "0 ordinary",
+                                              "4 threshold: anomalous from here", "6", "8 and above"]
+    assert legend(scene, "Anomaly mask")[0] == "Anomaly mask (score at least 4)"
     assert "threshold: anomalous" in (tmp_path / "score.qml").read_text()  # also for a later drag and drop
 
 
 @pytest.mark.parametrize("name, raster, expected", [
     ("landforms_filled", "DEM", [("Landforms", ["Landforms", "Landforms statistics"]), "dem"]),
-    ("anomaly_patches", "RASTER", ["Strong anomaly patches", ("Anomalies - dem", ["Anomaly score - dem"]), "dem"]),
+    ("anomaly_patches", "RASTER", ["Strong anomaly patches", ("Anomalies - dem", ["Anomaly score"]), "dem"]),
 ])
 def test_example_models_load_layers_named_for_what_they_are(ds_provider, qgis_new_project, dem, name, raster,
                                                             expected):
@@ -188,6 +188,5 @@ def results_group():
 def test_processing_results_group_setting_holds_the_run_groups(ds_provider, scene, results_group, tmp_path):
     run_and_load("detectanomalies", {"INPUT": "dem", "OUTPUT": str(tmp_path / "score.tif"),
                                      "OUTPUT_MASK": str(tmp_path / "mask.tif")})
-    assert tree(scene.layerTreeRoot()) == [("Results", [("Anomalies - dem", ["Anomaly mask - dem",
-                                                                             "Anomaly score - dem"])]),
+    assert tree(scene.layerTreeRoot()) == [("Results", [("Anomalies - dem", ["Anomaly mask", "Anomaly score"])]),
                                            "opaque cover", "dem"]

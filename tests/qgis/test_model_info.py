@@ -49,7 +49,7 @@ def test_html_report(ds_provider, dem_segmenter, tmp_path):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert f"<title>{DEM_MODEL_NAME}</title>" in page
     for entry in named_classes(DEM_CLASSES):
-        assert f"background:{entry['color']}" in page and f"<td>{entry['name']}</td>" in page
+        assert f"background-color:{entry['color']}" in page and f"<td>{entry['name']}</td>" in page
     assert "&quot;schema&quot;: &quot;deepstrata.card/1&quot;" in page  # the card JSON, escaped
 
 

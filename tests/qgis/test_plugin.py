@@ -5,6 +5,7 @@ import logging
 
 import pytest
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.PyQt.QtWidgets import QDialog
 
 
 
@@ -100,11 +101,12 @@ def test_run_action_opens_the_processing_dialog(qgis_iface, toolbar, dem, monkey
     layer = QgsRasterLayer(str(dem), "dem")
     activate(qgis_iface, layer)
     toolbar.run_action.trigger()
-    toolbar.info_action.trigger()
+    toolbar.info_action.trigger()  # its own dialog (test_model_card.py), not a Processing one
     assert toolbar.fit_action.isEnabled() and "no PyTorch" in toolbar.fit_action.toolTip()
     toolbar.fit_action.trigger()
-    assert calls == [("deepstrata:runmodel", {"INPUT": layer}), ("deepstrata:modelinfo", {}),
-                     ("deepstrata:fitanomaly", {"INPUT": layer})]
+    assert calls == [("deepstrata:runmodel", {"INPUT": layer}), ("deepstrata:fitanomaly", {"INPUT": layer})]
+    for dialog in qgis_iface.mainWindow().findChildren(QDialog, "DeepStrataModelCard"):
+        dialog.close()
 
 
 def test_device_label_says_where_models_run(toolbar):

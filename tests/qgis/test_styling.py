@@ -25,7 +25,8 @@ def test_loaded_outputs_are_named_and_styled(ds_provider, dem_segmenter, dem, qg
     out, conf = tmp_path / "classes.tif", tmp_path / "confidence.tif"
     run_and_load({"INPUT": str(dem), "MODEL": str(dem_segmenter), "OUTPUT": str(out), "CONFIDENCE": str(conf)})
 
-    classes = project_layer(f"{DEM_MODEL_NAME} - {dem.stem}")
+    name = DEM_MODEL_NAME.split(" (")[0]  # in the run's group "<name> - <input>": the input is not repeated
+    classes = project_layer(name)
     assert Path(classes.source()) == out
     renderer = classes.renderer()
     assert renderer.type() == "paletted"
@@ -34,7 +35,7 @@ def test_loaded_outputs_are_named_and_styled(ds_provider, dem_segmenter, dem, qg
         [(e["value"], e["name"], e["color"]) for e in expected]
     assert [label for label, _ in renderer.legendSymbologyItems()] == list(DEM_CLASSES)
 
-    confidence = project_layer(f"{DEM_MODEL_NAME} confidence - {dem.stem}")
+    confidence = project_layer(f"{name} confidence")
     ramp = confidence.renderer()
     assert ramp.type() == "singlebandpseudocolor"
     assert (ramp.classificationMin(), ramp.classificationMax()) == (0.0, 1.0)
