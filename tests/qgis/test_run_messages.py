@@ -3,6 +3,7 @@ an input outside the model's domain arrive before the progress moves, once; the 
 does ("Tile 3 of 12", "Writing polygons", the Cloud-Optimized GeoTIFF at the end)."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,9 @@ from ds_testing import rasters
 
 gdal.UseExceptions()
 
-MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
+REPO = Path(__file__).resolve().parents[2]
+MODELS = REPO / "resources" / "models"
+SAMPLES = REPO / "resources" / "samples"
 
 
 class EventFeedback(QgsProcessingFeedback):
@@ -106,3 +109,14 @@ def test_a_bare_earth_dem_gets_no_domain_warning(ds_provider, dem, tmp_path):
     assert feedback.lines("warning") == []
     texts = feedback.lines("text")
     assert texts[0] == f"Reading '{dem.name}'" and "Counting the pixels of each class" in texts
+
+
+def test_the_bundled_samples_get_no_domain_warning_in_the_workflows(ds_provider, tmp_path):
+    for name in ("bigtujunga_dem.tif", "LC80200392015216LGN00_B2-B7_sample.tif", "LC80200392015216LGN00_MTL.txt"):
+        shutil.copy(SAMPLES / name, tmp_path / name)
+    dem, scene = tmp_path / "bigtujunga_dem.tif", tmp_path / "LC80200392015216LGN00_B2-B7_sample.tif"
+    for alg, path in (("classifylandforms", dem), ("detectanomalies", dem), ("mapgeology", scene),
+                      ("detectanomalies", scene)):
+        feedback = EventFeedback()
+        run(alg, {"INPUT": str(path), "OUTPUT": str(tmp_path / f"{alg}_{path.stem}.tif")}, feedback)
+        assert feedback.lines("warning") == [], (alg, path.name)
