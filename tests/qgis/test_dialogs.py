@@ -166,7 +166,8 @@ def test_algorithm_dialogs_are_sized_to_their_parameters(dialogs, alg_id):
     assert areas
     for area in areas:
         assert_fits(dialog, area, area.widget().sizeHint())
-    assert dialog.width() > 688 or dialog.height() > 523
+    if alg_id != "deepstrata:modelinfo":  # two parameters: they may fit at QGIS's size
+        assert dialog.width() > 688 or dialog.height() > 523
 
 
 def test_the_empty_model_field_names_the_bundled_model(dialogs):

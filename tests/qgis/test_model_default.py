@@ -112,6 +112,12 @@ def saved_model(path: Path, model_value: str) -> Path:
     return path
 
 
+def output_name(model: QgsProcessingModelAlgorithm) -> str:
+    """The model's output parameter: "run:forms" on 3.22, named after the output ("landforms") on 3.40."""
+    (destination,) = model.destinationParameterDefinitions()
+    return destination.name()
+
+
 @pytest.mark.parametrize("where", ["this machine", "another machine"])
 def test_a_model3_saved_with_the_old_default_still_runs(ds_provider, small_dem, tmp_path, where):
     import processing
@@ -121,9 +127,9 @@ def test_a_model3_saved_with_the_old_default_still_runs(ds_provider, small_dem, 
     model = QgsProcessingModelAlgorithm()
     assert model.fromFile(str(path))
     feedback = RecordingFeedback()
-    result = processing.run(model, {"DEM": str(small_dem), "run:forms": str(tmp_path / "forms.tif")},
+    result = processing.run(model, {"DEM": str(small_dem), output_name(model): str(tmp_path / "forms.tif")},
                             feedback=feedback)
-    assert Path(result["run:forms"]).is_file()
+    assert Path(result[output_name(model)]).is_file()
     assert any(line.startswith(f"Model: {BUNDLED} (") for line in feedback.infos)
 
 
@@ -151,5 +157,6 @@ def test_a_model3_step_s_own_model_is_the_one_run(ds_provider, small_dem, tmp_pa
     assert model.fromFile(str(saved_model(tmp_path / "mine.model3", str(tmp_path / "mine.onnx"))))
     feedback = RecordingFeedback()
     with pytest.raises(QgsProcessingException):
-        processing.run(model, {"DEM": str(small_dem), "run:forms": str(tmp_path / "forms.tif")}, feedback=feedback)
+        processing.run(model, {"DEM": str(small_dem), output_name(model): str(tmp_path / "forms.tif")},
+                       feedback=feedback)
     assert "Model file not found: '" + str(tmp_path / "mine.onnx") + "'" in feedback.textLog()
