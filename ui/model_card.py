@@ -13,7 +13,7 @@ from html import escape
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                                 QMessageBox, QTextBrowser, QVBoxLayout, QWidget)
+                                 QLabel, QMessageBox, QTextBrowser, QVBoxLayout, QWidget)
 
 from ..support import (DEFAULT_MODEL, FIT_CONTENT, MODELS_DIR, default_model, fit_to_content, onnxruntime_problem,
                        tr)
@@ -40,13 +40,14 @@ class ModelCardDialog(QDialog):
         self.file.setObjectName("DeepStrataModelFile")
         self.file.setFilter(tr("ONNX models (*.onnx)"))
         self.file.setDialogTitle(tr("Choose an ONNX model"))
+        self.file_label = QLabel(tr("File"))
         form = QFormLayout()
         form.addRow(tr("Model"), self.models)
-        form.addRow(tr("File"), self.file)
+        form.addRow(self.file_label, self.file)
         self.card = QTextBrowser()
         self.card.setObjectName("DeepStrataModelCardText")
         self.card.setOpenLinks(False)
-        self.card.setMinimumWidth(560)
+        self.card.setMinimumWidth(640)
         self.card.setProperty(FIT_CONTENT, True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.save = buttons.addButton(tr("Save as HTML…"), QDialogButtonBox.ButtonRole.ActionRole)
@@ -75,6 +76,7 @@ class ModelCardDialog(QDialog):
         data = self.models.itemData(index)
         other = data == OTHER
         self.file.setVisible(other)
+        self.file_label.setVisible(other)
         if not other:
             self.show_model(str(data))
         elif self.file.filePath():

@@ -83,7 +83,8 @@ def test_the_card_shows_at_once_formatted(qgis_iface):
     page = dialog.card.toHtml()
     assert 'bgcolor="#dcdcdc"' in page and 'bgcolor="#000038"' in page  # each class's colour, as a swatch
     assert "HTML output" not in text and "Results" not in text  # nothing but the card
-    assert dialog.models.currentText() == "landforms_geomorphon.onnx (bundled)" and not dialog.file.isVisible()
+    assert dialog.models.currentText() == "landforms_geomorphon.onnx (bundled)"
+    assert not dialog.file.isVisible() and not dialog.file_label.isVisible()  # a bundled model: no file row
     assert dialog.save.isEnabled()
     assert_fits(dialog, dialog.card, QSize(dialog.card.viewport().width(), int(dialog.card.document().size().height())))
     dialog.close()
