@@ -120,3 +120,18 @@ def test_the_bundled_samples_get_no_domain_warning_in_the_workflows(ds_provider,
         feedback = EventFeedback()
         run(alg, {"INPUT": str(path), "OUTPUT": str(tmp_path / f"{alg}_{path.stem}.tif")}, feedback)
         assert feedback.lines("warning") == [], (alg, path.name)
+
+
+def test_progress_texts_that_differ_only_in_numbers_are_shown_every_few_seconds(monkeypatch):
+    from deepstrata.processing_provider import base
+
+    clock = [100.0]
+    monkeypatch.setattr(base.time, "monotonic", lambda: clock[0])
+    feedback = EventFeedback()
+    adapter = base.FeedbackAdapter(feedback)
+    for text, at in (("Tile 1 of 120", 100.0), ("Tile 2 of 120", 101.0), ("Writing polygons", 101.5),
+                     ("Tile 3 of 120", 102.0), ("Tile 9 of 120", 103.0), ("Tile 37 of 120", 108.5)):
+        clock[0] = at
+        adapter.doing(text)
+    # QGIS copies each progress text into the log: a new kind at once, the same kind at most every 5 s
+    assert feedback.lines("text") == ["Tile 1 of 120", "Writing polygons", "Tile 3 of 120", "Tile 37 of 120"]
