@@ -10,6 +10,7 @@ RSS ratio between the largest and the smallest size (goal <= 1.2: flat in raster
 
     .venv/bin/python benchmarks/bench_cluster.py                        # 4096 and 16384, 1 and 2 workers
     .venv/bin/python benchmarks/bench_cluster.py --sizes 2048 --workers 2   # a smoke run
+    .venv/bin/python benchmarks/bench_cluster.py --landforms --sizes 4096   # the bundled landform model on a DEM
 """
 from __future__ import annotations
 
@@ -34,6 +35,26 @@ from osgeo import gdal  # noqa: E402
 gdal.UseExceptions()
 
 
+def write_dem(path: Path, size: int, strip: int = 512) -> Path:
+    """A size x size Float32 DEM (30 m, UTM 11N) of ridges and valleys at several scales, strip by strip."""
+    from osgeo import osr
+
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), size, size, 1, gdal.GDT_Float32,
+                                              ["TILED=YES", "COMPRESS=LZW", "PREDICTOR=3", "BIGTIFF=IF_SAFER"])
+    ds.SetGeoTransform((400000.0, 30.0, 0.0, 3800000.0, 0.0, -30.0))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32611)
+    ds.SetProjection(srs.ExportToWkt())
+    cols = np.arange(size, dtype=np.float32)[None, :]
+    for y in range(0, size, strip):
+        rows = np.arange(y, min(y + strip, size), dtype=np.float32)[:, None]
+        height = sum(amp * np.sin(cols / wave + k) * np.cos(rows / (wave * 1.3) - k)
+                     for k, (amp, wave) in enumerate([(400, 300.0), (120, 60.0), (40, 17.0), (12, 5.0)]))
+        ds.GetRasterBand(1).WriteArray((1200 + height + (cols + rows) * 0.05).astype(np.float32), 0, y)
+    ds = None
+    return path
+
+
 def one_run(model: str, raster: str, output: str, workers: int, rows: int | None) -> dict[str, Any]:
     """One run (workers 0: one machine), timed in this process; its peak RSS and the workers'."""
     from deepstrata.inference import RunOptions
@@ -41,7 +62,7 @@ def one_run(model: str, raster: str, output: str, workers: int, rows: int | None
     from deepstrata.inference.engine.cluster.worker import peak_rss
     from deepstrata.inference.engine.execute import execute
 
-    options = RunOptions(output_format="gtiff")
+    options = RunOptions(output_format="gtiff", search_m=300.0 if "landforms" in model else None)
     started = time.perf_counter()
     if workers:
         with ClusterFill(f"local:{workers}", rows) as fill:
@@ -71,6 +92,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rows", type=int, default=0, help="rows per task (default: chosen)")
+    parser.add_argument("--landforms", action="store_true",
+                        help="the bundled landform model (resources/models/landforms_geomorphon.onnx) on a synthetic "
+                             "30 m DEM instead of the tiny segmentation model")
     parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -85,17 +109,20 @@ def main() -> None:
     peaks: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         folder = Path(tmp)
-        model = models.benchmark_segmenter(folder / "model.onnx")
+        model = (REPO / "resources" / "models" / "landforms_geomorphon.onnx" if args.landforms
+                 else models.benchmark_segmenter(folder / "model.onnx"))
         for size in args.sizes:
-            raster = write_raster(folder / f"in{size}.tif", size)
+            raster = (write_dem if args.landforms else write_raster)(folder / f"in{size}.tif", size)
             alone = _child(model, raster, folder / "alone.tif", 0, None)
-            print(f"{size} px, one machine: {alone['seconds']:.1f} s, peak RSS {alone['client_rss'] / 2**20:.0f} MiB")
+            print(f"{size} px, one machine: {alone['seconds']:.1f} s ({size * size / alone['seconds'] / 1e6:.2f} Mpx/s), "
+                  f"peak RSS {alone['client_rss'] / 2**20:.0f} MiB")
             for workers in args.workers:
                 out = folder / f"cluster{workers}.tif"
                 run = _child(model, raster, out, workers, args.rows or None)
                 rss = sorted(run["workers"].values())
                 peaks[size] = max(peaks.get(size, 0), max(rss))
-                print(f"{size} px, {workers} worker(s), {run['tasks']} tasks: {run['seconds']:.1f} s, one-machine/"
+                print(f"{size} px, {workers} worker(s), {run['tasks']} tasks: {run['seconds']:.1f} s "
+                      f"({size * size / run['seconds'] / 1e6:.2f} Mpx/s), one-machine/"
                       f"cluster {alone['seconds'] / run['seconds']:.2f}; workers' peak RSS "
                       f"{', '.join(f'{r / 2**20:.0f}' for r in rss)} MiB; client {run['client_rss'] / 2**20:.0f} MiB; "
                       f"identical: {_same(folder / 'alone.tif', out)}")

@@ -20,7 +20,7 @@ from ..deepness import CardOverrides
 from ..errors import CancelledError, ClusterError, DeepStrataError
 from ..execute import FillJob, Filled
 from ..pipeline import Counts, check_finite, tile_count
-from ..progress import Cancelled, never_cancelled
+from ..progress import Cancelled, doing, never_cancelled, note
 from ..targets import BLOCK
 from ..windows import Window
 from ..writer import human_size
@@ -54,6 +54,7 @@ class ClusterFill:
         self.connection: Connection | None = None
         self.peak_rss: dict[str, int] = {}
         self.tasks = 0
+        self.busy_s = 0.0  # the blocks' time on their workers, together
 
     def __enter__(self) -> "ClusterFill":
         return self
@@ -68,7 +69,7 @@ class ClusterFill:
 
     def __call__(self, job: FillJob) -> Filled:
         if self.connection is None:
-            log.info("Connecting to %s", self.address.label)
+            doing(f"Connecting to {self.address.label}")
             self.connection = Connection(self.address)
         workers = self.connection.workers()
         input_path = shared_path(job.input_path) or job.input_path
@@ -84,9 +85,9 @@ class ClusterFill:
         raster = Window(0, 0, job.source.width, job.source.height)
         tiles = {k: tile_count(plan, raster, (output.y + k[0][0], output.y + k[0][1]), k[1]) for k in blocks}
         total, alone = sum(tiles.values()), tile_count(plan, raster, job.band, job.columns)
-        log.info("On %s: %d tasks of up to %d rows x %d columns, %d tiles (%d on one machine; bands of rows "
-                 "recompute the tiles they share)", self.address.label, len(blocks), step, groups[0][1] - groups[0][0],
-                 total, alone)
+        note(log, f"On {self.address.label} ({len(workers)} workers): {len(blocks)} tasks of up to {step} rows x "
+                  f"{groups[0][1] - groups[0][0]} columns, {total} tiles ({alone} on one machine: bands of rows "
+                  "recompute the tiles they share)")
         client = self.connection.client
         files = client.scatter(ModelFiles.of(job.model), broadcast=True)
         options = self._band_options(job, len(workers))
@@ -96,7 +97,7 @@ class ClusterFill:
                                  resources=self._resources(job.options.device, workers)): (rows, cols)
                    for rows, cols in blocks}
         self.tasks += len(futures)
-        counts, providers, done = Counts(), Counter[str](), 0
+        counts, providers, done, returned = Counts(), Counter[str](), 0, 0
         pending = set(futures)
         try:
             while pending:
@@ -109,7 +110,10 @@ class ClusterFill:
                     counts.add(Counts(band.valid, band.lost, band.non_finite))
                     providers[band.provider] += 1
                     self.peak_rss[band.worker] = max(self.peak_rss.get(band.worker, 0), band.peak_rss)
+                    self.busy_s += band.seconds
                     done += tiles[futures[future]]
+                    returned += 1
+                    doing(f"Block {returned} of {len(blocks)} back from the cluster")
                     job.on_progress(min(done / total, 1.0) if total else 1.0)
                     future.release()
         finally:

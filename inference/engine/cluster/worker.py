@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -67,6 +68,7 @@ class BandResult:
     provider: str = ""
     worker: str = ""
     peak_rss: int = 0  # bytes: the worker process's peak resident memory so far
+    seconds: float = 0.0  # the block's time on its worker, loading the model included
     error: str = ""  # a DeepStrataError's message, with its kinds (class names, most specific first)
     error_kinds: tuple[str, ...] = ()
 
@@ -127,13 +129,14 @@ def run_band(files: ModelFiles, input_path: str, options: RunOptions, rows: tupl
     """Rows `rows` x columns `columns` (of the output window) of the run `options` asks, on this worker: its
     outputs' bytes."""
     result = BandResult(rows, columns, worker=_worker_name())
+    started = time.perf_counter()
     try:
         model = worker_model(files, options.device, options.threads, options.card)
         with tempfile.TemporaryDirectory(prefix="deepstrata-band-", dir=_scratch()) as folder:
             out = os.path.join(folder, "output.tif")
             conf = os.path.join(folder, "confidence.tif") if options.confidence_path else None
             band = replace(options, rows=rows, columns=columns, cluster=None, cluster_rows=None, output_format="gtiff",
-                           confidence_path=conf, labels={})
+                           confidence_path=conf, labels={}, input_checked=True)  # the client checked and said it
             run = execute(model, input_path, out, band, fill=lambda job: local_fill(job, check=False))
             result.outputs = [Path(p).read_bytes() for p in (run.output_path, run.confidence_path) if p]
         result.valid, result.lost, result.non_finite = run.valid_pixels, run.lost_pixels, run.non_finite
@@ -141,4 +144,5 @@ def run_band(files: ModelFiles, input_path: str, options: RunOptions, rows: tupl
     except DeepStrataError as exc:  # said to the client in its own words (its class may not unpickle there)
         result.error, result.error_kinds = str(exc), tuple(c.__name__ for c in type(exc).__mro__)
     result.peak_rss = peak_rss()
+    result.seconds = time.perf_counter() - started
     return result
