@@ -207,3 +207,29 @@ def test_without_dask_or_a_scheduler_the_message_says_what_to_do(tmp_path: Path,
     assert main(args + ["--dask-rows", "512"]) == 2
     assert "--dask-rows cuts a run into Dask tasks: give --dask too" in capsys.readouterr().err
     assert not [f for f in os.listdir(tmp_path) if f.startswith(("out", "o."))]
+
+
+def test_blocks_gpu_workers_and_providers_reported() -> None:
+    """How a run is cut (bands of rows at least 4 tiles tall, ~2 per worker, column chunks of wide rasters), which
+    workers a GPU run goes to, and how mixed providers are reported."""
+    from collections import Counter
+
+    from deepstrata.inference.engine.cluster.bands import band_height, column_groups, cut
+
+    assert band_height(4096, 4096, 256, 2) == 1024  # 2 tasks per worker
+    assert band_height(4096, 4096, 512, 8) == 2048  # never under 4 tiles
+    assert band_height(100000, 4096, 256, 2) == 16384  # never over 64 MiB of Byte output per task
+    assert band_height(100000, 4096, 256, 2, pixel_bytes=5) == 3072  # a class map and its Float32 confidence
+    assert band_height(1000, 900, 64, 2, rows=300) == 512  # the user's rows, whole 256-row blocks
+    assert cut(0, 1000, 512) == [(0, 512), (512, 1000)]
+    assert column_groups(0, 8192, 4096) == [(0, 8192)]
+    assert column_groups(0, 10000, 4096) == [(0, 4096), (4096, 8192), (8192, 10000)]
+    gpu = {"tcp://a": {"resources": {"GPU": 1}}, "tcp://b": {"resources": {}}}
+    assert dispatch.ClusterFill._resources("cuda", gpu) == {"GPU": 1}
+    assert dispatch.ClusterFill._resources("auto", gpu) is None  # every worker takes blocks, each its best provider
+    assert dispatch.ClusterFill._resources("cuda", {"tcp://b": {}}) is None  # no GPU declared: any worker
+    mixed = Counter({"CUDAExecutionProvider": 12, "CPUExecutionProvider": 8})
+    assert dispatch._providers(mixed, 20) == ("a Dask cluster: CUDAExecutionProvider (12 of 20 tasks), "
+                                              "CPUExecutionProvider (8 of 20 tasks)")
+    assert dispatch._providers(Counter({"CPUExecutionProvider": 1}), 1) == \
+        "CPUExecutionProvider on a Dask cluster (1 task)"
