@@ -33,6 +33,7 @@ gdal.UseExceptions()
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # how often a waiting client looks at the cancel flag
+Block = tuple[tuple[int, int], tuple[int, int]]  # (output rows, output columns)
 GPU_DEVICES = ("cuda", "tensorrt")
 
 
@@ -74,20 +75,7 @@ class ClusterFill:
         workers = self.connection.workers()
         input_path = shared_path(job.input_path) or job.input_path
         self._check(job, input_path)
-        output, plan = job.plan.output, job.plan
-        r0, r1 = (job.band[0] - output.y, job.band[1] - output.y) if job.band else (0, output.h)
-        c0, c1 = job.columns or (0, output.w)
-        groups = column_groups(c0, c1, plan.chunk_width)
-        pixel_bytes = sum(w.target.bands * np.dtype(w.target.dtype).itemsize for w in job.writers)
-        step = band_height(r1 - r0, groups[0][1] - groups[0][0], plan.tile_in[0], len(workers), self.rows,
-                           pixel_bytes)
-        blocks = [(b, g) for b in cut(r0, r1, step) for g in groups]
-        raster = Window(0, 0, job.source.width, job.source.height)
-        tiles = {k: tile_count(plan, raster, (output.y + k[0][0], output.y + k[0][1]), k[1]) for k in blocks}
-        total, alone = sum(tiles.values()), tile_count(plan, raster, job.band, job.columns)
-        note(log, f"On {self.address.label} ({len(workers)} workers): {len(blocks)} tasks of up to {step} rows x "
-                  f"{groups[0][1] - groups[0][0]} columns, {total} tiles ({alone} on one machine: bands of rows "
-                  "recompute the tiles they share)")
+        tiles = self._blocks(job, len(workers))
         client = self.connection.client
         files = client.scatter(ModelFiles.of(job.model), broadcast=True)
         options = self._band_options(job, len(workers))
@@ -95,9 +83,36 @@ class ClusterFill:
         futures = {client.submit(run_band, files, input_path, options, rows, cols, pure=False,
                                  key=f"deepstrata-{token}-rows-{rows[0]}-{rows[1]}-columns-{cols[0]}-{cols[1]}",
                                  resources=self._resources(job.options.device, workers)): (rows, cols)
-                   for rows, cols in blocks}
+                   for rows, cols in tiles}
         self.tasks += len(futures)
-        counts, providers, done, returned = Counts(), Counter[str](), 0, 0
+        counts, providers = self._gather(job, futures, tiles)
+        check_finite(job.model.path, counts, job.warn)
+        log.info("Workers' peak memory: %s", ", ".join(f"{w} {human_size(m)}" for w, m in sorted(self.peak_rss.items())))
+        return Filled(counts, _providers(providers, len(futures)))
+
+    def _blocks(self, job: FillJob, workers: int) -> dict[Block, int]:
+        """The run's blocks (output rows, output columns) with their tile counts, said in the log."""
+        output, plan = job.plan.output, job.plan
+        r0, r1 = (job.band[0] - output.y, job.band[1] - output.y) if job.band else (0, output.h)
+        groups = column_groups(*(job.columns or (0, output.w)), plan.chunk_width)
+        pixel_bytes = sum(w.target.bands * np.dtype(w.target.dtype).itemsize for w in job.writers)
+        step = band_height(r1 - r0, groups[0][1] - groups[0][0], plan.tile_in[0], workers, self.rows, pixel_bytes)
+        raster = Window(0, 0, job.source.width, job.source.height)
+        tiles = {(b, g): tile_count(plan, raster, (output.y + b[0], output.y + b[1]), g)
+                 for b in cut(r0, r1, step) for g in groups}
+        note(log, f"On {self.address.label} ({workers} workers): {len(tiles)} tasks of up to {step} rows x "
+                  f"{groups[0][1] - groups[0][0]} columns, {sum(tiles.values())} tiles "
+                  f"({tile_count(plan, raster, job.band, job.columns)} on one machine: bands of rows recompute the "
+                  "tiles they share)")
+        return tiles
+
+    def _gather(self, job: FillJob, futures: dict[Any, Block], tiles: dict[Block, int]) -> tuple[Counts, Counter[str]]:
+        """Each block written into the run's outputs as it comes back; progress by tiles, cancel polled."""
+        output = job.plan.output
+        top = job.band[0] - output.y if job.band else 0  # the writers' first output row and column
+        left = job.columns[0] if job.columns else 0
+        total, done = sum(tiles.values()), 0
+        counts, providers = Counts(), Counter[str]()
         pending = set(futures)
         try:
             while pending:
@@ -106,22 +121,19 @@ class ClusterFill:
                 finished, pending = self._wait(pending)
                 for future in finished:
                     band = self._result(future, futures[future][0])
-                    _write(band, job, r0 if job.band else 0, c0 if job.columns else 0)
+                    _write(band, job, top, left)
                     counts.add(Counts(band.valid, band.lost, band.non_finite))
                     providers[band.provider] += 1
                     self.peak_rss[band.worker] = max(self.peak_rss.get(band.worker, 0), band.peak_rss)
                     self.busy_s += band.seconds
                     done += tiles[futures[future]]
-                    returned += 1
-                    doing(f"Block {returned} of {len(blocks)} back from the cluster")
+                    doing(f"Block {len(futures) - len(pending)} of {len(futures)} back from the cluster")
                     job.on_progress(min(done / total, 1.0) if total else 1.0)
                     future.release()
         finally:
             for future in pending:
                 future.cancel()
-        check_finite(job.model.path, counts, job.warn)
-        log.info("Workers' peak memory: %s", ", ".join(f"{w} {human_size(m)}" for w, m in sorted(self.peak_rss.items())))
-        return Filled(counts, _providers(providers, len(blocks)))
+        return counts, providers
 
     def _check(self, job: FillJob, input_path: str) -> None:
         """Every worker runs this DeepStrata and can open the run's files; else ClusterError naming which."""
