@@ -5,8 +5,11 @@ as on one machine. Progress counts the tiles of finished bands; a cancel stops w
 leaves nothing (the staging drops the outputs)."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import os
+import time
 import uuid
 from collections import Counter
 from dataclasses import replace
@@ -33,6 +36,7 @@ gdal.UseExceptions()
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # how often a waiting client looks at the cancel flag
+FETCH_TRIES = 5  # attempts at fetching a finished block's result over a failing connection
 Block = tuple[tuple[int, int], tuple[int, int]]  # (output rows, output columns)
 GPU_DEVICES = ("cuda", "tensorrt")
 
@@ -188,23 +192,35 @@ class ClusterFill:
                             "run without a cluster.")
 
     def _result(self, future: Any, band: tuple[int, int]) -> BandResult:
+        """A finished block's result. Fetching it can fail on the connection (the worker that holds it died a
+        moment ago): while the scheduler is there it is asked again (the scheduler computes a lost result again),
+        up to FETCH_TRIES times; a scheduler gone is a lost cluster."""
         dd = distributed()
-        try:
-            result = future.result()
-        except dd.KilledWorker as exc:
-            raise ClusterError(f"Rows {band[0]}-{band[1]} killed the workers that ran them, again and again (a "
-                               "worker dies when it runs out of memory). Give the workers more memory "
-                               "(dask worker --memory-limit), or cut the run into smaller bands of rows "
-                               "(--dask-rows), and run again.") from exc
-        except Exception as exc:  # noqa: BLE001 (the cluster's errors, or a fault in a task)
-            if self.connection is None or self.connection.client.status != "running":
-                raise self._lost(exc) from exc
-            raise DeepStrataError(f"Rows {band[0]}-{band[1]} failed on the cluster ({type(exc).__name__}: {exc}). "
-                                  "This is a fault in DeepStrata or on that worker, not in your data: please report "
-                                  "it with the worker's log.") from exc
+        for attempt in range(1, FETCH_TRIES + 1):
+            try:
+                result = future.result()
+                break
+            except dd.KilledWorker as exc:
+                raise ClusterError(f"Rows {band[0]}-{band[1]} killed the workers that ran them, again and again (a "
+                                   "worker dies when it runs out of memory). Give the workers more memory "
+                                   "(dask worker --memory-limit), or cut the run into smaller bands of rows "
+                                   "(--dask-rows), and run again.") from exc
+            except (OSError, TimeoutError, concurrent.futures.CancelledError, asyncio.CancelledError) as exc:
+                time.sleep(1.0)  # the client notices a scheduler gone within this
+                if attempt == FETCH_TRIES or not self._connected():
+                    raise self._lost(exc) from exc
+            except Exception as exc:  # noqa: BLE001 (a fault in a task)
+                if not self._connected():
+                    raise self._lost(exc) from exc
+                raise DeepStrataError(f"Rows {band[0]}-{band[1]} failed on the cluster ({type(exc).__name__}: "
+                                      f"{exc}). This is a fault in DeepStrata or on that worker, not in your data: "
+                                      "please report it with the worker's log.") from exc
         if result.error:
             raise _error(result)
         return result
+
+    def _connected(self) -> bool:
+        return self.connection is not None and self.connection.client.status == "running"
 
 
 def _error(result: BandResult) -> DeepStrataError:
