@@ -111,6 +111,12 @@ def write_shim(root: Path) -> None:
     (pyqt / "sip.py").write_text("from PyQt6.sip import *  # noqa: F403\n")
     for module in ("core", "gui", "analysis", "utils"):
         (root / "qgis" / f"{module}.py").write_text(STUB)
+    # QGIS's own Processing plugin (its algorithm dialog, which processing_provider/dialog.py extends)
+    gui = root / "processing" / "gui"
+    gui.mkdir(parents=True)
+    (root / "processing" / "__init__.py").write_text('"""QGIS\'s Processing plugin, as far as the plugin can tell."""\n')
+    (gui / "__init__.py").write_text("")
+    (gui / "AlgorithmDialog.py").write_text(STUB)
 
 
 def fallback_lines(tree: ast.AST) -> set[int]:
