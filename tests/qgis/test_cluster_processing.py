@@ -28,11 +28,9 @@ def test_run_model_on_a_local_cluster_equals_this_machine(ds_provider, dem_segme
     assert "on a Dask cluster" in "\n".join(feedback.infos)
 
 
-def test_the_landform_workflow_on_a_local_cluster(ds_provider, tmp_path):
-    from ds_testing.paths import DEM
-
-    here = run("deepstrata:classifylandforms", {"INPUT": str(DEM), "OUTPUT": str(tmp_path / "here.tif")})
-    there = run("deepstrata:classifylandforms", {"INPUT": str(DEM), "OUTPUT": str(tmp_path / "cluster.tif"),
+def test_the_landform_workflow_on_a_local_cluster(ds_provider, dem, tmp_path):
+    here = run("deepstrata:classifylandforms", {"INPUT": str(dem), "OUTPUT": str(tmp_path / "here.tif")})
+    there = run("deepstrata:classifylandforms", {"INPUT": str(dem), "OUTPUT": str(tmp_path / "cluster.tif"),
                                                  "DASK": "local:2"})
     np.testing.assert_array_equal(read(here["OUTPUT"])[0], read(there["OUTPUT"])[0])
 
