@@ -63,11 +63,12 @@ class Setup:
 
 def prepare(profile_dir: str, mode: str = "auto", wheels: str | None = None,
             requirements: tuple[Requirement, ...] | None = None, include_optional: bool = True,
-            facts: Facts | None = None, gpu: Gpu | None = None, pins: Mapping[str, str] | None = None,
+            on_request: bool = False, facts: Facts | None = None, gpu: Gpu | None = None, pins: Mapping[str, str] | None = None,
             importer: Callable[[str], object] = importlib.import_module,
             exists: Callable[[str], bool] = os.path.isfile, target: str | None = None) -> Setup:
     """Decide what to install and how (runs nvidia-smi; raises NoPythonError when no Python is found).
-    `target` replaces the profile's private folder."""
+    `target` replaces the profile's private folder; `on_request` also installs what is installed only when asked
+    for (dask.distributed, for runs on a cluster)."""
     facts = facts or Facts.here()
     target = target or target_folder(profile_dir, facts.version, facts.system)
     add_to_path(target)
@@ -75,7 +76,7 @@ def prepare(profile_dir: str, mode: str = "auto", wheels: str | None = None,
     gpu = gpu if gpu is not None else probe_gpu(facts.system)
     choice = onnxruntime_package(gpu, mode)
     pins = dict(loaded_distributions() if pins is None else pins)
-    missing = needing_install(statuses, include_optional)
+    missing = needing_install(statuses, include_optional, on_request)
     constraints = os.path.join(os.path.dirname(target), f"constraints-py{facts.version[0]}.{facts.version[1]}.txt")
     plan = Plan(python_executable(facts, exists) if missing else facts.executable, target, constraints,
                 packages_for(missing, choice), wheels or None, facts.system, f"{facts.version[0]}.{facts.version[1]}")

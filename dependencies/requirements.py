@@ -17,6 +17,7 @@ class Requirement:
     minimum: str
     purpose: str
     optional: bool = False
+    on_request: bool = False  # installed only when asked for (a feature few use), never by the one-click install
 
     def spec(self, package: str | None = None) -> str:
         """The pip requirement string, e.g. 'onnxruntime-gpu>=1.17'."""
@@ -26,7 +27,7 @@ class Requirement:
 ONNXRUNTIME = Requirement("onnxruntime", "onnxruntime", "1.17", "runs the models (CPU or GPU)")
 ONNX = Requirement("onnx", "onnx", "1.15", "builds and edits model graphs", optional=True)
 DASK = Requirement("dask[distributed]", "distributed", "2024.8", "runs models on a Dask cluster (optional; "
-                   "docs/scale-out.md)", optional=True)
+                   "docs/scale-out.md)", optional=True, on_request=True)
 REQUIREMENTS = (ONNXRUNTIME, ONNX, DASK)
 
 
@@ -81,6 +82,9 @@ def check_all(requirements: tuple[Requirement, ...] = REQUIREMENTS,
     return [check(requirement, importer) for requirement in requirements]
 
 
-def needing_install(statuses: list[Status], include_optional: bool = True) -> list[Status]:
-    """The statuses that are not ok (optional requirements only with include_optional)."""
-    return [s for s in statuses if not s.ok and (include_optional or not s.requirement.optional)]
+def needing_install(statuses: list[Status], include_optional: bool = True,
+                    on_request: bool = False) -> list[Status]:
+    """The statuses that are not ok (optional requirements only with include_optional; those installed on request,
+    such as dask, only with on_request)."""
+    return [s for s in statuses if not s.ok and (include_optional or not s.requirement.optional)
+            and (on_request or not s.requirement.on_request)]

@@ -24,6 +24,7 @@ class CheckDependenciesAlgorithm(DeepStrataAlgorithm):
     OFFLINE_WHEELS = "OFFLINE_WHEELS"
     GPU = "GPU"
     TARGET_FOLDER = "TARGET_FOLDER"
+    CLUSTER = "CLUSTER"
     REPORT = "REPORT"
     TARGET = "TARGET"
     COMMAND = "COMMAND"
@@ -63,6 +64,10 @@ class CheckDependenciesAlgorithm(DeepStrataAlgorithm):
         self.add(QgsProcessingParameterBoolean(self.INSTALL, self.tr("Install missing packages"), defaultValue=False,
                                                optional=True),
                  "Off: only report what is there. On: install what is missing or too old with pip.")
+        self.add(QgsProcessingParameterBoolean(self.CLUSTER, self.tr("Also for runs on a Dask cluster"),
+                                               defaultValue=False, optional=True),
+                 "Also install dask[distributed], which the advanced 'Dask cluster' parameter of the algorithms needs "
+                 "(docs/scale-out.md). Off: it is reported, not installed.")
         self.add(QgsProcessingParameterFile(self.OFFLINE_WHEELS, self.tr("Offline: folder of wheels"),
                                             behavior=ProcessingFileParameterBehavior.Folder, optional=True),
                  "Install from this folder of .whl files instead of the internet (pip --no-index --find-links). "
@@ -87,7 +92,8 @@ class CheckDependenciesAlgorithm(DeepStrataAlgorithm):
         mode = BUILD_MODES[self.parameterAsEnum(parameters, self.GPU, context)]
         target = self.parameterAsFile(parameters, self.TARGET_FOLDER, context) or dependencies_target()
         try:
-            setup = prepare(profile_dir(), mode, wheels, target=target)
+            setup = prepare(profile_dir(), mode, wheels, target=target,
+                            on_request=self.parameterAsBool(parameters, self.CLUSTER, context))
             feedback.pushInfo(setup.describe())
             report, command = setup.describe(), setup.plan.shell_command() if setup.needed else ""
             statuses = setup.statuses

@@ -9,7 +9,7 @@ from deepstrata.dependencies import NoPythonError
 from deepstrata.dependencies.pip import Plan, classify, constraints_text, loaded_distributions, manual_command, prune
 from deepstrata.dependencies.platforms import (Facts, Gpu, detect_gpu, onnxruntime_package, parse_cuda_major,
                                                python_candidates, python_executable, target_folder)
-from deepstrata.dependencies.requirements import ONNX, ONNXRUNTIME, check, version_tuple
+from deepstrata.dependencies.requirements import DASK, ONNX, ONNXRUNTIME, Status, check, needing_install, version_tuple
 from deepstrata.dependencies.runner import progress_of
 
 DEBIAN = Facts("Linux", "/usr/bin/qgis", "/usr", (3, 11), "/usr")
@@ -214,3 +214,14 @@ def test_core_imports_no_qgis():
 
     pattern = re.compile(r"^\s*(from|import)\s+(qgis|PyQt5|PyQt6)\b", re.MULTILINE)
     assert [p.name for p in Path(deps.__file__).parent.glob("*.py") if pattern.search(p.read_text())] == []
+
+
+def test_dask_is_installed_only_on_request():
+    """dask.distributed (runs on a cluster) is reported but installed only when asked for ('Also for runs on a
+    Dask cluster'): a package few need, and one the one-click install must not fail on."""
+    statuses = [Status(ONNXRUNTIME, "missing"), Status(ONNX, "missing"), Status(DASK, "missing")]
+    assert [s.requirement for s in needing_install(statuses)] == [ONNXRUNTIME, ONNX]
+    assert [s.requirement for s in needing_install(statuses, on_request=True)] == [ONNXRUNTIME, ONNX, DASK]
+    assert [s.requirement for s in needing_install(statuses, include_optional=False)] == [ONNXRUNTIME]
+    assert DASK.spec() == "dask[distributed]>=2024.8"
+    assert Status(DASK, "missing").describe() == "dask[distributed]: missing (optional)"

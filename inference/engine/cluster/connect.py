@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 DASK_FIX = ("Running on a Dask cluster needs the 'distributed' package (dask.distributed), which this Python does "
             "not have. Inside QGIS install it with the Processing algorithm 'Check and install dependencies' "
-            "(DeepStrata toolbar > Check and install dependencies); elsewhere run: "
-            "python -m pip install 'dask[distributed]>=2024.8'. Or run without a cluster.")
+            "(DeepStrata toolbar > Check and install dependencies) with 'Install missing packages' and 'Also for "
+            "runs on a Dask cluster' ticked; elsewhere run: python -m pip install 'dask[distributed]>=2024.8'. Or "
+            "run without a cluster.")
 CONNECT_TIMEOUT_S = 20
 
 
