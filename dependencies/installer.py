@@ -41,6 +41,7 @@ class Setup:
     plan: Plan
     pins: Mapping[str, str]
     notes: list[str] = field(default_factory=list)
+    installing: tuple[str, ...] = ()  # the requirements the plan installs (not those left for a request)
 
     @property
     def needed(self) -> bool:
@@ -85,7 +86,7 @@ def prepare(profile_dir: str, mode: str = "auto", wheels: str | None = None,
              if s.state == "too old"]
     if any(s.state == "broken" for s in missing):
         notes.append("A broken copy was already imported: restart QGIS after installing.")
-    return Setup(statuses, gpu, choice, plan, pins, notes)
+    return Setup(statuses, gpu, choice, plan, pins, notes, tuple(s.requirement.name for s in missing))
 
 
 def manual_plan(profile_dir: str, package: str = "onnxruntime", facts: Facts | None = None,
@@ -140,7 +141,7 @@ def install(setup: Setup, on_line: Callable[[str], None] = lambda line: None,
     restart = any(s.state in ("broken", "too old") and s.requirement.module in sys.modules
                   for s in setup.statuses)
     after = check_all(tuple(st.requirement for st in setup.statuses), importer)
-    wanted = {s.requirement.name for s in setup.statuses if not s.ok}
+    wanted = set(setup.installing) or {s.requirement.name for s in setup.statuses if not s.ok}
     return Result(setup, output, removed, after,
                   restart or any(not s.ok for s in after if s.requirement.name in wanted))
 

@@ -99,3 +99,24 @@ def test_cancel_stops_pip(tmp_path):
     with pytest.raises(InstallCancelled, match="cancelled"):
         run_pip(plan, lines.append, is_cancelled=lambda: len(lines) >= 1)
     assert not list((tmp_path / "t").glob("onnx*"))
+
+
+def test_a_package_left_for_a_request_does_not_ask_for_a_restart(tmp_path):
+    """The one-click install leaves dask-like packages (installed on request) out; that they are still missing
+    afterwards is no reason to restart QGIS (it was, and the toolbar's install reported a failure)."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel(wheels, "dstiny", "0.2")
+    tiny = Requirement("dstiny", "dstiny", "0.1", "test package")
+    later = Requirement("dslater", "dslater", "1.0", "a feature few use", optional=True, on_request=True)
+    setup = prepare(str(tmp_path / "profile"), wheels=str(wheels), requirements=(tiny, later), pins={},
+                    gpu=Gpu(None), importer=missing("dstiny"))
+    assert setup.plan.packages == ("dstiny>=0.1",) and setup.installing == ("dstiny",)
+    target = Path(setup.plan.target)
+    try:
+        result = install(setup)
+        assert [s.describe() for s in result.after] == ["dstiny 0.2: ok", "dslater: missing (optional)"]
+        assert not result.restart_needed
+    finally:
+        sys.path[:] = [p for p in sys.path if p != str(target)]
+        sys.modules.pop("dstiny", None)
