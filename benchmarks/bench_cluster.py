@@ -29,30 +29,23 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_engine import models, write_raster  # noqa: E402  (it puts deepstrata and ds_testing on sys.path)
+from bench_engine import models, write_raster  # noqa: E402
+from ds_testing import rasters  # noqa: E402  (it puts deepstrata and ds_testing on sys.path)
 from osgeo import gdal  # noqa: E402
 
 gdal.UseExceptions()
 
 
-def write_dem(path: Path, size: int, strip: int = 512) -> Path:
+def write_dem(path: Path, size: int) -> Path:
     """A size x size Float32 DEM (30 m, UTM 11N) of ridges and valleys at several scales, strip by strip."""
-    from osgeo import osr
-
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), size, size, 1, gdal.GDT_Float32,
-                                              ["TILED=YES", "COMPRESS=LZW", "PREDICTOR=3", "BIGTIFF=IF_SAFER"])
-    ds.SetGeoTransform((400000.0, 30.0, 0.0, 3800000.0, 0.0, -30.0))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32611)
-    ds.SetProjection(srs.ExportToWkt())
-    cols = np.arange(size, dtype=np.float32)[None, :]
-    for y in range(0, size, strip):
-        rows = np.arange(y, min(y + strip, size), dtype=np.float32)[:, None]
+    def terrain(b: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         height = sum(amp * np.sin(cols / wave + k) * np.cos(rows / (wave * 1.3) - k)
                      for k, (amp, wave) in enumerate([(400, 300.0), (120, 60.0), (40, 17.0), (12, 5.0)]))
-        ds.GetRasterBand(1).WriteArray((1200 + height + (cols + rows) * 0.05).astype(np.float32), 0, y)
-    ds = None
-    return path
+        return (1200 + height + (cols + rows) * 0.05).astype(np.float32)
+
+    return rasters.write_strips(path, size, terrain, gdal_type=gdal.GDT_Float32, strip=512, epsg=32611,
+                                geotransform=(400000.0, 30.0, 0.0, 3800000.0, 0.0, -30.0),
+                                options=("TILED=YES", "COMPRESS=LZW", "PREDICTOR=3", "BIGTIFF=IF_SAFER"))
 
 
 def one_run(model: str, raster: str, output: str, workers: int, rows: int | None) -> dict[str, Any]:

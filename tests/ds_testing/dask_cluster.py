@@ -15,6 +15,8 @@ from typing import Iterator
 import numpy as np
 from osgeo import gdal
 
+from ds_testing import rasters
+
 gdal.UseExceptions()
 
 
@@ -65,25 +67,12 @@ def worker_pids(address: str) -> dict[str, int]:
         return dict(client.run(os.getpid))
 
 
-def striped_raster(path: Path, size: int, bands: int = 1, strip: int = 1024) -> Path:
+def striped_raster(path: Path, size: int, bands: int = 1) -> Path:
     """A size x size Byte GeoTIFF (EPSG:32633, 10 m) of smooth waves, strip by strip; 0 is nodata (a corner)."""
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), size, size, bands, gdal.GDT_Byte,
-                                              ["TILED=YES", "COMPRESS=LZW", "BIGTIFF=IF_SAFER"])
-    ds.SetGeoTransform((500000.0, 10.0, 0.0, 4100000.0, 0.0, -10.0))
-    from osgeo import osr
+    def waves(b: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        wave = np.sin(cols / (23.0 + 9 * b)) * np.cos(rows / (31.0 + 7 * b)) + np.sin((cols + rows) / 97.0)
+        values = (128 + 60 * wave).astype(np.uint8)
+        values[(rows < 40) & (cols < 40)] = 0
+        return values
 
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32633)
-    ds.SetProjection(srs.ExportToWkt())
-    cols = np.arange(size, dtype=np.float32)[None, :]
-    for y in range(0, size, strip):
-        rows = np.arange(y, min(y + strip, size), dtype=np.float32)[:, None]
-        for b in range(bands):
-            wave = np.sin(cols / (23.0 + 9 * b)) * np.cos(rows / (31.0 + 7 * b)) + np.sin((cols + rows) / 97.0)
-            values = (128 + 60 * wave).astype(np.uint8)
-            values[(rows < 40) & (cols < 40)] = 0
-            band = ds.GetRasterBand(b + 1)
-            band.SetNoDataValue(0)
-            band.WriteArray(values, 0, y)
-    ds = None
-    return path
+    return rasters.write_strips(path, size, waves, bands=bands, nodata=0)

@@ -128,3 +128,23 @@ def smooth_random(bands: int, height: int, width: int, seed: int = 0, sigma: flo
         lo, hi = field.min(), field.max()
         out[b] = (field - lo) / (hi - lo) if hi > lo else 0.0
     return out
+
+
+def write_strips(path: "str | Path", size: int, values: Any, bands: int = 1, gdal_type: int = gdal.GDT_Byte,
+                 geotransform: Sequence[float] = GEOTRANSFORM, epsg: int = EPSG, nodata: Any = None,
+                 strip: int = 1024, options: Sequence[str] = ("TILED=YES", "COMPRESS=LZW", "BIGTIFF=IF_SAFER")) -> Path:
+    """A size x size GeoTIFF too large to hold in memory, written strip by strip: band b's rows are
+    `values(b, rows, cols)` for rows (n, 1) and cols (1, size) as float32 coordinates."""
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), size, size, bands, gdal_type, list(options))
+    ds.SetGeoTransform(tuple(geotransform))
+    ds.SetProjection(_srs_wkt(epsg))
+    cols = np.arange(size, dtype=np.float32)[None, :]
+    for y in range(0, size, strip):
+        rows = np.arange(y, min(y + strip, size), dtype=np.float32)[:, None]
+        for b in range(bands):
+            band = ds.GetRasterBand(b + 1)
+            if nodata is not None:
+                band.SetNoDataValue(nodata)
+            band.WriteArray(values(b, rows, cols), 0, y)
+    ds = None
+    return Path(path)
